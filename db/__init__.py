@@ -1,0 +1,29 @@
+"""skipweb's database layer: SQLAlchemy 2 tables, sessions, Alembic migrations and the queries.
+
+Modules, by entity:
+    db.session      get_engine(url), session_scope(db) — one transaction per scope
+    db.migrate      upgrade(url), current(db), check(db) — schema version, run at start-up
+    db.experiments  create/list/delete experiments
+    db.runs         run lifecycle: add_runs, claim, heartbeat, finish, cancel, requeue, retry, reads
+    db.metrics      write_batch (one transaction per flush), read_metrics, read_grad, latest
+    db.sink         DbSink for the trainer (imports torch via skipweb.sinks: workers only)
+
+Every query takes the database first: a URL, an Engine, an open Session (to join its transaction)
+or None for the settings' URL. Queries return plain records (db.records), never ORM objects.
+Nothing here imports torch or skipweb.models except db.sink.
+"""
+
+from db.errors import RunNotFound, RunStateError, SchemaError
+from db.records import ExperimentRecord, ProbeLayerRecord, RunRecord
+from db.session import get_engine, session_scope
+
+__all__ = [
+    "ExperimentRecord",
+    "ProbeLayerRecord",
+    "RunNotFound",
+    "RunRecord",
+    "RunStateError",
+    "SchemaError",
+    "get_engine",
+    "session_scope",
+]

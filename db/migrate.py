@@ -1,0 +1,97 @@
+"""Alembic, configured in code: no alembic.ini. The CLI's ``skipweb db upgrade`` calls :func:`upgrade`.
+
+Every process that opens the database calls :func:`check` at start-up, which fails with the command to
+run when the schema is missing or at another revision, instead of failing later on a missing column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from db.errors import SchemaError
+from db.session import default_url, get_engine, make_engine, redacted
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Our own name, so skipweb can share a PostgreSQL database with another Alembic-managed application.
+VERSION_TABLE = "skipweb_alembic_version"
+UPGRADE_COMMAND = "skipweb db upgrade"
+
+__all__ = ["SchemaError", "check", "current", "downgrade", "head", "make_revision", "upgrade"]
+
+
+def config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Offline (--sql) mode reads the URL from here; '%' must be doubled for configparser.
+    cfg.set_main_option("sqlalchemy.url", (url or default_url()).replace("%", "%%"))
+    return cfg
+
+
+def head() -> str:
+    """The revision this code needs."""
+    heads = ScriptDirectory.from_config(config("sqlite://")).get_heads()
+    assert len(heads) == 1, f"migrations have several heads: {heads}"
+    return heads[0]
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Bring the database at ``url`` (default: settings) to ``revision`` in one transaction."""
+    _run(url, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(url: str | None, revision: str) -> None:
+    """Step the schema back to ``revision`` ("base" drops every skipweb table). For development."""
+    _run(url, lambda cfg: command.downgrade(cfg, revision))
+
+
+def _run(url: str | None, fn: Callable[[Config], None]) -> None:
+    url = url or default_url()
+    cfg = config(url)
+    # A dedicated engine with foreign keys off (see session.make_engine) for the whole migration.
+    engine = make_engine(url, foreign_keys=False)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            fn(cfg)
+    finally:
+        engine.dispose()
+
+
+def current(db: str | Engine | None = None) -> str | None:
+    """The database's revision, or None when it has no skipweb schema."""
+    engine = db if isinstance(db, Engine) else get_engine(db)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return ctx.get_current_revision()
+
+
+def check(db: str | Engine | None = None) -> str:
+    """Raise :class:`SchemaError` unless the database is at :func:`head`; return the revision."""
+    engine = db if isinstance(db, Engine) else get_engine(db)
+    where = f"database at {redacted(engine)}"
+    rev, need = current(engine), head()
+    if rev is None:
+        raise SchemaError(f"{where} has no skipweb schema: run `{UPGRADE_COMMAND}`")
+    if rev != need:
+        known = {s.revision for s in ScriptDirectory.from_config(config("sqlite://")).walk_revisions()}
+        if rev not in known:
+            raise SchemaError(
+                f"{where} is at revision {rev}, which this skipweb does not know "
+                f"(written by a newer version?); skipweb needs {need}: upgrade skipweb"
+            )
+        raise SchemaError(f"{where} is at revision {rev}, skipweb needs {need}: run `{UPGRADE_COMMAND}`")
+    return rev
+
+
+def make_revision(message: str, url: str | None = None, autogenerate: bool = True) -> None:
+    """Write a new migration in db/migrations/versions (developers; compares the models to ``url``)."""
+    scripts = ScriptDirectory.from_config(config("sqlite://"))
+    rev_id = f"{len(list(scripts.walk_revisions())) + 1:04d}"
+    _run(url, lambda cfg: command.revision(cfg, message, autogenerate=autogenerate, rev_id=rev_id))

@@ -1,0 +1,288 @@
+"""Run lifecycle: queued → running → succeeded | failed | diverged | cancelled.
+
+Every function is one transaction and every state change is a conditional UPDATE (``WHERE status = ...
+AND lease_owner = ...``) whose row count says whether it applied, so two workers, two sweepers or a
+worker and a user racing on one run cannot both win, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Update, delete, func, literal, or_, select, update
+
+from db.coltypes import UTCDateTime
+from db.errors import RunNotFound, RunStateError
+from db.records import FINAL_STATUSES
+
+# Reads live in db.run_queries; re-exported so callers find the whole run API here.
+from db.run_queries import get_run, list_runs, queued_ids, stop_requested, succeeded_hashes  # noqa: F401
+from db.session import DbLike, db_now, scope
+from db.tables import SqlProbeLayer, SqlRun
+
+_RUN_FIELDS = ("config_hash", "label", "family", "depth", "dataset", "seed")
+RETRYABLE = ("failed", "cancelled", "diverged")
+
+
+def add_runs(
+    db: DbLike, experiment_id: int, specs: Sequence[Mapping[str, Any]], checkpoint_dir: Path | None = None
+) -> list[int]:
+    """Queue one run per entry; return their ids in order.
+
+    Each entry: ``{"spec": dict | JSON text, "config_hash", "label", "family", "depth", "dataset",
+    "seed"}``. ``checkpoint_path`` is generated here from ``checkpoint_dir`` (default: the settings')
+    and the new id, never taken from the caller's data.
+    """
+    ckpt = _checkpoint_dir(checkpoint_dir)
+    with scope(db) as s:
+        rows = [SqlRun(experiment_id=experiment_id, status="queued", **_run_fields(e)) for e in specs]
+        s.add_all(rows)
+        s.flush()  # assigns ids
+        for row in rows:
+            row.checkpoint_path = str(ckpt / f"run-{row.id}")
+        return [row.id for row in rows]
+
+
+def claim(
+    db: DbLike, run_id: int, worker_id: str, host: str | None = None, device: str | None = None
+) -> bool:
+    """Take a queued run: running, attempts + 1, lease to ``worker_id``. False if not queued any more."""
+    with scope(db) as s:
+        now = db_now(s)
+        res = s.execute(
+            update(SqlRun)
+            .where(SqlRun.id == run_id, SqlRun.status == "queued")
+            .values(
+                status="running",
+                attempts=SqlRun.attempts + 1,
+                lease_owner=worker_id,
+                heartbeat_at=now,
+                worker_host=host,
+                device=device,
+                started_at=_coalesce_now(SqlRun.started_at, now),
+            )
+        )
+        return res.rowcount == 1
+
+
+def heartbeat(
+    db: DbLike, run_id: int, worker_id: str, progress: Mapping[str, int] | None = None
+) -> Literal["ok", "cancel"]:
+    """Renew the lease (and record ``steps_done``/``epochs_done`` from ``progress``).
+
+    Returns "cancel" when a cancel was requested or the run is no longer running under this worker
+    (requeued after a missed lease, deleted, finished): the worker should stop. A cancel request still
+    renews the lease so the run is not requeued while the worker winds down.
+    """
+    values: dict[str, Any] = {
+        k: int(v) for k, v in (progress or {}).items() if k in ("steps_done", "epochs_done")
+    }
+    with scope(db) as s:
+        res = s.execute(_owned(run_id, worker_id).values(heartbeat_at=db_now(s), **values))
+        if res.rowcount != 1:
+            return "cancel"
+        cancel = s.scalar(select(SqlRun.cancel_requested).where(SqlRun.id == run_id))
+        return "cancel" if cancel else "ok"
+
+
+def set_progress(
+    db: DbLike, run_id: int, steps_done: int, epochs_done: int, owner: str | None = None
+) -> bool:
+    """Record progress; with ``owner`` only while that worker holds the lease."""
+    with scope(db) as s:
+        stmt = _owned(run_id, owner) if owner else update(SqlRun).where(SqlRun.id == run_id)
+        return s.execute(stmt.values(steps_done=steps_done, epochs_done=epochs_done)).rowcount == 1
+
+
+def finish(db: DbLike, run_id: int, worker_id: str, status: str, reason: str | None = None) -> bool:
+    """End a run held by ``worker_id`` with a final status; clears the lease. False if not its lease."""
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"final status must be one of {', '.join(FINAL_STATUSES)}, not {status!r}")
+    if status == "cancelled" and reason is None:
+        reason = "cancelled on request"
+    with scope(db) as s:
+        res = s.execute(
+            _owned(run_id, worker_id).values(
+                status=status, reason=reason, finished_at=db_now(s), lease_owner=None
+            )
+        )
+        return res.rowcount == 1
+
+
+def set_info(
+    db: DbLike,
+    run_id: int,
+    *,
+    params: int | None,
+    flops: int | None,
+    device: str | None,
+    torch_version: str | None,
+    total_steps: int | None,
+    probe_layers: Iterable[Mapping[str, Any] | Any],
+    owner: str | None = None,
+) -> bool:
+    """What the worker learnt when it built the model. Probe layers are replaced, so a resumed attempt
+    may call this again. ``probe_layers``: dicts with idx (or index), name, skip, params, or objects with
+    those attributes (skipweb.models.ProbeLayer). With ``owner``, only while that worker holds the lease."""
+    layers = [_layer(run_id, p) for p in probe_layers]
+    with scope(db) as s:
+        stmt = _owned(run_id, owner) if owner else update(SqlRun).where(SqlRun.id == run_id)
+        info = {"params": params, "flops": flops, "device": device, "torch_version": torch_version}
+        if s.execute(stmt.values(total_steps=total_steps, **info)).rowcount != 1:
+            return False
+        s.execute(delete(SqlProbeLayer).where(SqlProbeLayer.run_id == run_id))
+        s.add_all(layers)
+        return True
+
+
+def request_cancel(db: DbLike, run_id: int) -> Literal["cancelled", "requested"]:
+    """Cancel a run: a queued one at once ("cancelled"); a running one by flagging it for its worker,
+    which stops at its next flush or heartbeat ("requested"). A finished run raises RunStateError."""
+    with scope(db) as s:
+        now = db_now(s)
+        queued = update(SqlRun).where(SqlRun.id == run_id, SqlRun.status == "queued")
+        if s.execute(
+            queued.values(status="cancelled", reason="cancelled before it started", finished_at=now)
+        ).rowcount:
+            return "cancelled"
+        running = update(SqlRun).where(SqlRun.id == run_id, SqlRun.status == "running")
+        if s.execute(running.values(cancel_requested=True)).rowcount:
+            return "requested"
+        status = s.scalar(select(SqlRun.status).where(SqlRun.id == run_id))
+        if status is None:
+            raise RunNotFound(f"run {run_id} does not exist")
+        raise RunStateError(f"run {run_id} already {status}; there is nothing to cancel")
+
+
+def requeue_expired(db: DbLike, lease_seconds: float, max_attempts: int) -> tuple[list[int], list[int]]:
+    """Sweep running runs whose worker stopped heartbeating for ``lease_seconds``.
+
+    Below ``max_attempts`` a run goes back to queued (attempts kept; it resumes from its checkpoint);
+    at the cap it fails. A run whose cancel had been requested is cancelled instead of requeued.
+    Returns (requeued ids, ids that reached a final state). Safe to run from several processes at once:
+    rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite serialises writers anyway) and
+    each UPDATE re-checks its condition.
+    """
+    requeued: list[int] = []
+    ended: list[int] = []
+    with scope(db) as s:
+        now = db_now(s)
+        expired = (
+            SqlRun.status == "running",
+            or_(SqlRun.heartbeat_at < now - timedelta(seconds=lease_seconds), SqlRun.heartbeat_at.is_(None)),
+        )
+        q = select(SqlRun.id, SqlRun.lease_owner, SqlRun.attempts, SqlRun.cancel_requested).where(*expired)
+        for run in s.execute(q.order_by(SqlRun.id).with_for_update(skip_locked=True)).all():
+            who = run.lease_owner or "unknown"
+            if run.cancel_requested:
+                values: dict[str, Any] = {
+                    "status": "cancelled",
+                    "finished_at": now,
+                    "reason": f"cancelled; worker {who} stopped heartbeating before it stopped",
+                }
+            elif run.attempts >= max_attempts:
+                values = {
+                    "status": "failed",
+                    "finished_at": now,
+                    "reason": f"gave up after {run.attempts} attempts: the worker died each time (last: {who})",
+                }
+            else:
+                values = {
+                    "status": "queued",
+                    "heartbeat_at": None,
+                    "reason": f"worker {who} stopped heartbeating; requeued",
+                }
+            res = s.execute(
+                update(SqlRun).where(SqlRun.id == run.id, *expired).values(lease_owner=None, **values)
+            )
+            if res.rowcount == 1:
+                (requeued if values["status"] == "queued" else ended).append(run.id)
+    return requeued, ended
+
+
+def retry(db: DbLike, run_id: int, checkpoint_dir: Path | None = None) -> int:
+    """Queue a NEW run with the same spec in the same experiment (``retry_of`` points back), so the
+    failed attempt's metrics and reason stay for comparison. Only failed, cancelled or diverged runs."""
+    with scope(db) as s:
+        old = s.get(SqlRun, run_id)
+        if old is None:
+            raise RunNotFound(f"run {run_id} does not exist")
+        if old.status not in RETRYABLE:
+            raise RunStateError(
+                f"run {run_id} is {old.status}; only {', '.join(RETRYABLE)} runs can be retried"
+            )
+        fields = {f: getattr(old, f) for f in _RUN_FIELDS}
+        new_id = add_runs(s, old.experiment_id, [{"spec": old.spec, **fields}], checkpoint_dir)[0]
+        s.execute(update(SqlRun).where(SqlRun.id == new_id).values(retry_of=run_id))
+        return new_id
+
+
+def mark_bad_spec(db: DbLike, run_id: int, reason: str) -> bool:
+    """Fail a queued or running run whose stored spec no longer validates (reason: the one-line error)."""
+    with scope(db) as s:
+        res = s.execute(
+            update(SqlRun)
+            .where(SqlRun.id == run_id, SqlRun.status.in_(("queued", "running")))
+            .values(
+                status="failed", reason=f"invalid spec: {reason}", finished_at=db_now(s), lease_owner=None
+            )
+        )
+        return res.rowcount == 1
+
+
+def delete_run(db: DbLike, run_id: int, force: bool = False) -> str | None:
+    """Delete a run with its metrics and probes (ON DELETE CASCADE); refuses a running run unless
+    ``force``. Returns its checkpoint path for the caller to remove (no file-system access here)."""
+    with scope(db) as s:
+        row = s.execute(select(SqlRun.status, SqlRun.checkpoint_path).where(SqlRun.id == run_id)).first()
+        if row is None:
+            raise RunNotFound(f"run {run_id} does not exist")
+        if row.status == "running" and not force:
+            raise RunStateError(f"run {run_id} is running: cancel it first")
+        s.execute(delete(SqlRun).where(SqlRun.id == run_id))
+        return row.checkpoint_path
+
+
+# ---- helpers ------------------------------------------------------------------------------------------
+def _owned(run_id: int, worker_id: str | None) -> Update:
+    return update(SqlRun).where(
+        SqlRun.id == run_id, SqlRun.status == "running", SqlRun.lease_owner == worker_id
+    )
+
+
+def _coalesce_now(column: Any, now: datetime) -> Any:
+    # literal() with our type: a bare datetime inside coalesce() would skip UTCDateTime's conversion
+    return func.coalesce(column, literal(now, UTCDateTime()))
+
+
+def _checkpoint_dir(checkpoint_dir: Path | None) -> Path:
+    if checkpoint_dir is None:
+        from skipweb.settings import get_settings
+
+        checkpoint_dir = get_settings().checkpoint_dir
+    return Path(checkpoint_dir).resolve()
+
+
+def _run_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [k for k in ("spec", *_RUN_FIELDS) if k not in entry]
+    if missing:
+        raise ValueError(f"run entry lacks {', '.join(missing)}")
+    spec = entry["spec"]
+    spec = json.loads(spec) if isinstance(spec, str) else spec  # text must at least be JSON
+    return {
+        "spec": json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        **{k: entry[k] for k in _RUN_FIELDS},
+    }
+
+
+def _layer(run_id: int, p: Mapping[str, Any] | Any) -> SqlProbeLayer:
+    get = p.get if isinstance(p, Mapping) else lambda k, d=None: getattr(p, k, d)
+    idx = get("idx", None)
+    idx = get("index") if idx is None else idx
+    return SqlProbeLayer(
+        run_id=run_id, idx=int(idx), name=str(get("name")), skip=bool(get("skip")), params=int(get("params"))
+    )

@@ -1,0 +1,3 @@
+from skipweb.cli import main
+
+main()

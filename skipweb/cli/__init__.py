@@ -1,0 +1,51 @@
+"""The ``skipweb`` command line. Every user error exits 2 with one line: the problem and the valid choices."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.main import get_command
+
+try:  # Typer >= 0.24 vendors click; older releases raise click's own exceptions
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as cx
+
+from skipweb.cli import core
+
+app = typer.Typer(
+    name="skipweb",
+    help="See what skip connections do to a neural network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+core.register(app)
+
+
+class UserError(Exception):
+    """Raised by commands for bad input; printed as one line."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    from skipweb.data import DatasetError
+    from skipweb.models import ModelConfigError
+    from skipweb.spec import SpecError
+
+    command = get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="skipweb", standalone_mode=False)
+    except cx.NoArgsIsHelpError as e:
+        typer.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(0)
+    except cx.ClickException as e:  # usage errors: one line, no usage block
+        typer.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except (UserError, SpecError, ModelConfigError, DatasetError) as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,53 @@
+"""Evaluation: loss and error for classification; pixel accuracy, mean IoU and Dice for segmentation."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from skipweb.data import IGNORE_INDEX
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, *, task: str, num_classes: int, autocast) -> dict[str, float]:
+    """One pass over ``loader`` in eval mode; a single host sync at the end."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    wrong = torch.zeros((), device=dev, dtype=torch.float64)
+    count = torch.zeros((), device=dev, dtype=torch.float64)
+    conf = torch.zeros(num_classes * num_classes, device=dev, dtype=torch.float64)
+    for x, y in loader:
+        with autocast():
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += nn.functional.cross_entropy(logits, y, ignore_index=IGNORE_INDEX, reduction="sum")
+        pred = logits.argmax(1)
+        valid = y != IGNORE_INDEX
+        wrong += ((pred != y) & valid).sum()
+        count += valid.sum()
+        if task == "segmentation":
+            idx = y[valid] * num_classes + pred[valid]
+            conf += torch.bincount(idx, minlength=num_classes * num_classes).double()
+    model.train(was_training)
+    n = max(1.0, count.item())
+    out = {"loss": loss_sum.item() / n, "error": wrong.item() / n}
+    if task == "segmentation":
+        out.update(segmentation_scores(conf.view(num_classes, num_classes).cpu()))
+    return out
+
+
+def segmentation_scores(conf: torch.Tensor) -> dict[str, float]:
+    """From a confusion matrix (rows truth, cols prediction): pixel accuracy, mean IoU, mean Dice.
+
+    Classes absent from both truth and prediction are left out of the means (their IoU is undefined).
+    """
+    tp = conf.diag()
+    fp = conf.sum(0) - tp
+    fn = conf.sum(1) - tp
+    present = (tp + fp + fn) > 0
+    iou = tp[present] / (tp + fp + fn)[present]
+    dice = 2 * tp[present] / (2 * tp + fp + fn)[present]
+    total = conf.sum().clamp_min(1)
+    return {"pixel_acc": float(tp.sum() / total), "miou": float(iou.mean()), "dice": float(dice.mean())}

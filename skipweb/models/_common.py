@@ -1,0 +1,88 @@
+"""Shared building blocks for the families: norm/activation factories, init schemes, probe discovery."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from skipweb.models._registry import ProbeLayer
+
+PROBED_TYPES = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def make_norm(kind: str, channels: int, dim: int = 2) -> nn.Module:
+    """BatchNorm of the right dimension, or Identity when the family runs without normalization."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if dim == 2 else nn.BatchNorm1d(channels)
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+def make_act(kind: str) -> nn.Module:
+    # Not in-place: in pre-activation blocks with norm="none" the activation's input is the block input,
+    # which the skip path still needs.
+    return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[kind]()
+
+
+def init_weights(model: nn.Module, scheme: str, act: str = "relu") -> None:
+    """Initialise conv/linear weights: kaiming (He et al. 2015, fan_out), xavier, or small (N(0, 0.01)).
+
+    ``small`` is the pre-BatchNorm regime in which deep plain nets' gradients vanish; it exists so that
+    the textbook claim can be measured rather than asserted. Norm layers start at weight 1, bias 0.
+    """
+    for m in model.modules():
+        if isinstance(m, PROBED_TYPES):
+            if scheme == "kaiming":
+                nonlinearity = "relu" if act == "relu" else "linear" if act == "sigmoid" else "tanh"
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity=nonlinearity)
+            elif scheme == "xavier":
+                nn.init.xavier_normal_(m.weight)
+            elif scheme == "small":
+                nn.init.normal_(m.weight, std=0.01)
+            else:
+                raise ValueError(f"unknown init {scheme!r}")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class ProbedModel(nn.Module):
+    """Mixin for every skipweb model: lists its probe layers in depth order.
+
+    Probe layers are the conv / transposed-conv / linear modules in registration order (families register
+    modules in forward order). A layer is marked ``skip`` when it or one of its ancestors has a truthy
+    ``skip_bridged`` attribute: blocks set it when a skip connection spans them, shortcut projections
+    set it on themselves.
+    """
+
+    def probe_modules(self) -> list[tuple[ProbeLayer, nn.Module]]:
+        out: list[tuple[ProbeLayer, nn.Module]] = []
+        bridged: dict[str, bool] = {"": bool(getattr(self, "skip_bridged", False))}
+        for name, module in self.named_modules():
+            if name:
+                parent = name.rsplit(".", 1)[0] if "." in name else ""
+                bridged[name] = bridged.get(parent, False) or bool(getattr(module, "skip_bridged", False))
+            if isinstance(module, PROBED_TYPES):
+                params = sum(p.numel() for p in module.parameters(recurse=False))
+                out.append((ProbeLayer(len(out), name, bridged[name], params), module))
+        return out
+
+    def probe_layers(self) -> list[ProbeLayer]:
+        return [layer for layer, _ in self.probe_modules()]
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def zero_pad_shortcut(x: torch.Tensor, out_channels: int, stride: int) -> torch.Tensor:
+    """Option A shortcut of He et al. 2015: subsample by stride and pad new channels with zeros (no params)."""
+    if stride > 1:
+        x = x[:, :, ::stride, ::stride]
+    extra = out_channels - x.shape[1]
+    if extra > 0:
+        x = nn.functional.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+    return x

@@ -1,0 +1,114 @@
+"""The one model registry: every family registers a builder plus the options and depths it accepts.
+
+A family is data the CLI, the spec validator and the dashboard all read: its options (name -> allowed
+values), its defaults, and a depth rule. ``get_model`` validates before it builds, so bad input fails
+with one line naming the valid choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+# Options every family may declare; the same names are used by the CLI (--no-skip etc.), the spec and the UI.
+COMMON_CHOICES: dict[str, tuple] = {
+    "norm": ("batch", "none"),
+    "act": ("relu", "tanh", "sigmoid"),
+    "init": ("kaiming", "xavier", "small"),
+}
+
+
+class ModelConfigError(ValueError):
+    """A family, depth or option that the registry cannot build. The message is one line for users."""
+
+
+@dataclass(frozen=True)
+class ProbeLayer:
+    """One weight layer whose gradients we record, in forward (depth) order.
+
+    ``skip`` is True when a skip connection bridges the layer (a gradient can reach the layers below it
+    without passing through it): the branch layers of residual/highway/dense blocks, U-Net encoder and
+    decoder convs joined by long skips, shortcut projections. The plain twin of a family has none.
+    """
+
+    index: int
+    name: str
+    skip: bool
+    params: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    builder: Callable[..., nn.Module]
+    task: str  # "classification" | "segmentation"
+    summary: str
+    depth_rule: str  # human text, e.g. "6n+2 (20, 32, 44, 56, 110, ...)"
+    check_depth: Callable[[int, dict], str | None]  # returns an error message or None
+    example_depths: tuple[int, ...]
+    options: dict[str, tuple] = field(default_factory=dict)  # option -> allowed values; bools are (False, True)
+    defaults: dict = field(default_factory=dict)
+    paper: str = ""
+
+    def valid_depths(self, opts: dict | None = None, upto: int = 2000) -> list[int]:
+        o = {**self.defaults, **(opts or {})}
+        return [d for d in range(1, upto + 1) if self.check_depth(d, o) is None]
+
+    def resolve(self, depth: int, opts: dict) -> dict:
+        """Validate depth and options; return the full option dict (defaults filled in)."""
+        unknown = sorted(set(opts) - set(self.options))
+        if unknown:
+            valid = ", ".join(sorted(self.options)) or "none"
+            raise ModelConfigError(f"family '{self.name}' has no option {unknown[0]!r}; its options: {valid}")
+        full = {**self.defaults, **opts}
+        for key, value in full.items():
+            allowed = self.options.get(key)
+            if allowed and value not in allowed:
+                choices = ", ".join(str(a) for a in allowed)
+                raise ModelConfigError(f"{self.name}: {key}={value!r} is not valid; choose one of: {choices}")
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            raise ModelConfigError(f"{self.name}: depth must be an integer")
+        err = self.check_depth(depth, full)
+        if err:
+            raise ModelConfigError(f"{self.name}: depth {depth} is not valid: {err}")
+        return full
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(info: ModelInfo) -> ModelInfo:
+    if info.name in _REGISTRY:
+        raise ValueError(f"model family {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+    return info
+
+
+def list_models() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelConfigError(
+            f"unknown model family {name!r}; choose one of: {', '.join(_REGISTRY)}"
+        ) from None
+
+
+def get_model(
+    name: str,
+    *,
+    depth: int,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    image_size: int = 32,
+    **opts,
+) -> nn.Module:
+    """Build a registered family. ``opts`` are the family's declared options (validated here)."""
+    info = get_info(name)
+    full = info.resolve(depth, opts)
+    return info.builder(depth=depth, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **full)

@@ -1,0 +1,119 @@
+"""Fully connected nets on flattened images, with or without a residual connection around each hidden layer.
+
+The residual form is the pre-activation unit of He et al. 2016, *Identity Mappings in Deep Residual
+Networks* (https://arxiv.org/abs/1603.05027), with one linear layer per unit: ``x + W act(norm(x))``.
+Pre-activation keeps the skip path a pure identity from the first hidden layer to the last, and it
+makes the no-skip twin the textbook MLP: ``Linear -> [norm -> act -> Linear] * (depth - 1)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from skipweb.models._common import ProbedModel, init_weights, make_act, make_norm
+from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
+
+MAX_DEPTH = 1000
+WIDTHS = (64, 128, 256, 512, 1024)
+
+
+class MLPBlock(nn.Module):
+    """One hidden layer: ``x + fc(act(norm(x)))``, or ``fc(act(norm(x)))`` without the skip."""
+
+    def __init__(self, width: int, *, skip: bool, norm: str, act: str) -> None:
+        super().__init__()
+        self.norm = make_norm(norm, width, dim=1)
+        self.act = make_act(act)
+        self.fc = nn.Linear(width, width)
+        self.skip_bridged = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.fc(self.act(self.norm(x)))
+        return x + out if self.skip_bridged else out
+
+
+class MLP(ProbedModel):
+    """``depth`` linear layers: stem (in -> width), ``depth - 2`` hidden blocks, head (width -> classes).
+
+    The activation after the stem is the first block's pre-activation; the last block's output goes
+    through a final norm + act before the head, as in pre-activation ResNets.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        in_features: int,
+        num_classes: int,
+        *,
+        width: int = 256,
+        skip: bool = True,
+        norm: str = "batch",
+        act: str = "relu",
+    ) -> None:
+        super().__init__()
+        self.skip = skip
+        self.stem = nn.Linear(in_features, width)
+        self.blocks = nn.Sequential(
+            *(MLPBlock(width, skip=skip, norm=norm, act=act) for _ in range(depth - 2))
+        )
+        self.final = nn.Sequential(make_norm(norm, width, dim=1), make_act(act))
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(torch.flatten(x, 1)))
+        return self.head(self.final(x))
+
+
+def _check_depth(depth: int, opts: dict) -> str | None:
+    if 2 <= depth <= MAX_DEPTH:
+        return None
+    return f"mlp depth counts linear layers and must be between 2 and {MAX_DEPTH} (e.g. 4, 8, 16, 32, 64)"
+
+
+def mlp(
+    *,
+    depth: int,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    width: int,
+    norm: str,
+    act: str,
+    init: str,
+    no_skip: bool,
+) -> MLP:
+    """MLP on flattened ``in_channels x image_size x image_size`` inputs; residual unless ``no_skip``.
+
+    Args:
+        depth: number of linear layers, 2 to 1000.
+        width: units of every hidden layer.
+        no_skip: drop the identity around each hidden layer, which gives the plain MLP.
+    """
+    model = MLP(
+        depth,
+        in_channels * image_size * image_size,
+        num_classes,
+        width=width,
+        skip=not no_skip,
+        norm=norm,
+        act=act,
+    )
+    init_weights(model, init, act)
+    return model
+
+
+register_model(
+    ModelInfo(
+        name="mlp",
+        builder=mlp,
+        task="classification",
+        summary="Fully connected net on flattened pixels, with pre-activation residual hidden layers or without.",
+        depth_rule=f"any number of linear layers from 2 to {MAX_DEPTH} (4, 8, 16, 32, 64, ...)",
+        check_depth=_check_depth,
+        example_depths=(4, 8, 16, 32, 64),
+        options={"width": WIDTHS, **COMMON_CHOICES, "no_skip": (False, True)},
+        defaults={"width": 256, "norm": "batch", "act": "relu", "init": "kaiming", "no_skip": False},
+        paper="https://arxiv.org/abs/1603.05027",
+    )
+)

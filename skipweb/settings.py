@@ -1,0 +1,44 @@
+"""The one settings object. Environment variables ``SKIPWEB_*`` (or a ``.env`` file) override defaults.
+
+Web, CLI and worker processes each build their own ``Settings`` from the environment; nothing mutable is
+shared between them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SKIPWEB_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".skipweb"), description="Datasets, checkpoints, the embedded DB and broker")
+    database_url: str | None = Field(None, description="Default: SQLite file in the data dir")
+    broker_url: str | None = Field(None, description="Default: embedded broker (no server) in the data dir")
+    lease_seconds: int = Field(120, description="A running run whose heartbeat is older than this is requeued")
+    heartbeat_seconds: int = Field(15, description="How often a worker renews its lease")
+    max_attempts: int = Field(3, description="Attempts before a run that keeps killing workers fails")
+    auth_file: Path | None = Field(None, description="Password file (bcrypt hashes) for team sign-in")
+    host: str = Field("127.0.0.1", description="Address the dashboard binds to")
+    port: int = Field(8501, description="Port of the dashboard")
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'skipweb.db').resolve()}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,115 @@
+"""RunSpec: the validated description of one training run.
+
+The CLI, the dashboard and the workers all build and read this one object. A spec is stored as JSON in
+the database; ``RunSpec.model_validate`` re-validates it when a worker reads it back, so a malformed
+row fails with a readable reason instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from skipweb.data import get_dataset_info
+from skipweb.models import get_info
+
+
+class SpecError(ValueError):
+    """A spec that cannot run. ``str(err)`` is one line that names the problem and the valid choices."""
+
+
+class RunSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # what to train
+    family: str
+    depth: int
+    dataset: str
+    options: dict[str, Any] = Field(default_factory=dict, description="family options, defaults filled in")
+    # how long, on what
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(128, ge=1, le=65_536)
+    subset: int | None = Field(None, ge=1, description="use only this many training samples")
+    seed: int = Field(0, ge=0)
+    augment: bool = Field(True, description="the dataset's standard augmentation (crop/flip)")
+    # optimisation (defaults: He et al. 2015 CIFAR recipe)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    schedule: Literal["multistep", "cosine", "onecycle", "constant"] = "multistep"
+    milestones: tuple[float, ...] = Field((0.5, 0.75), description="multistep: fractions of training")
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: float = Field(0.0, ge=0)
+    # instrumentation and hardware
+    probe_every: int = Field(10, ge=1, description="probe gradient norms every N optimizer steps")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    channels_last: bool = False
+    compile: bool = False
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < m < 1 for m in v) or list(v) != sorted(v):
+            raise ValueError("milestones are increasing fractions of training between 0 and 1")
+        return v
+
+    @model_validator(mode="after")
+    def _check_registry(self) -> RunSpec:
+        info = get_info(self.family)  # ModelConfigError names the valid families
+        resolved = info.resolve(self.depth, dict(self.options))
+        data = get_dataset_info(self.dataset)
+        if data.task != info.task:
+            raise ValueError(
+                f"{self.family} is a {info.task} model but {self.dataset} is a {data.task} dataset; "
+                f"choose a {info.task} dataset"
+            )
+        if (self.amp != "none" or self.compile) and self.device == "cpu":
+            raise ValueError("amp and compile are CUDA paths; use device cuda or auto")
+        object.__setattr__(self, "options", resolved)
+        return self
+
+    # ---- identity -------------------------------------------------------------------------------
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def config_hash(self) -> str:
+        """Same hash for the same configuration (seed included): used to skip already-succeeded runs."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. ``resnet-56`` or ``unet-4 (add)``; the no-skip twin says so."""
+        name = f"{self.family}-{self.depth}"
+        extras = [f"{k}={v}" for k, v in self.options.items() if k in _LABEL_OPTIONS and v != get_info(self.family).defaults.get(k)]
+        return name + (f" ({', '.join(extras)})" if extras else "")
+
+    @classmethod
+    def parse(cls, data: dict | str) -> RunSpec:
+        """Validate a dict or JSON text; raise SpecError with one readable line."""
+        try:
+            if isinstance(data, str):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise SpecError(one_line(e)) from None
+        except ValueError as e:  # registry errors raised outside pydantic's wrapping
+            raise SpecError(str(e)) from None
+
+
+_LABEL_OPTIONS = ("shortcut", "block", "no_skip", "skip", "norm", "act", "init", "bc", "growth", "width", "up")
+
+
+def one_line(err: ValidationError) -> str:
+    """First error of a pydantic ValidationError as one line: 'field: message'."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    msg = first.get("msg", str(err)).removeprefix("Value error, ")
+    if first.get("type") == "extra_forbidden":
+        msg = f"unknown field; valid fields: {', '.join(RunSpec.model_fields)}"
+    return f"{loc}: {msg}" if loc else msg

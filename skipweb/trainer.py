@@ -1,0 +1,238 @@
+"""The one training loop, for every family and task.
+
+Per step it records train loss, train error and learning rate; every ``probe_every`` steps it probes
+per-layer gradient norms, weight norms and update ratios and flushes everything since the last flush to
+the sinks after ONE host sync; per epoch it evaluates val and test and writes a checkpoint that resumes
+the run exactly. A non-finite loss stops the run as ``diverged``; a sink's ``should_stop`` cancels it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from skipweb import checkpoint
+from skipweb.data import IGNORE_INDEX, DataBundle, DeviceLoader, load_dataset
+from skipweb.describe import count_flops
+from skipweb.evaluate import evaluate
+from skipweb.models import count_params, get_model
+from skipweb.optim import build_optimizer, build_schedule
+from skipweb.probes import GradProbe
+from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
+from skipweb.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+
+class StopRun(Exception):
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device cuda was requested but this machine has no CUDA GPU; use device cpu or auto")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        data_dir: Path,
+        checkpoint_dir: Path | None = None,
+        sinks: Sequence[Sink] = (),
+        data: DataBundle | None = None,
+    ):
+        self.spec, self.sinks, self.checkpoint_dir = spec, list(sinks), checkpoint_dir
+        self.device = resolve_device(spec.device)
+        seed_everything(spec.seed)
+        self.data = data or load_dataset(spec.dataset, data_dir=data_dir, seed=spec.seed, subset=spec.subset)
+        info = self.data.info
+        self.task, self.num_classes = info.task, info.num_classes
+        self.model = get_model(
+            spec.family,
+            depth=spec.depth,
+            num_classes=info.num_classes,
+            in_channels=info.in_channels,
+            image_size=info.image_size,
+            **spec.options,
+        ).to(self.device)
+        if spec.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.flops = count_flops(self.model, info.in_channels, info.image_size)
+        self.probe = GradProbe(self.model)
+        self.forward = torch.compile(self.model) if spec.compile else self.model
+        self.generator = torch.Generator().manual_seed(spec.seed)
+        loader = partial(DeviceLoader, mean=self.data.mean, std=self.data.std, device=self.device,
+                         channels_last=spec.channels_last)
+        augment = info.augment if spec.augment else "none"
+        self.train_loader = loader(self.data.train, batch_size=spec.batch_size, shuffle=True, augment=augment,
+                                   generator=self.generator)
+        eval_bs = max(spec.batch_size, 256)
+        self.eval_loaders = {"val": loader(self.data.val, batch_size=eval_bs),
+                             "test": loader(self.data.test, batch_size=eval_bs)}
+        self.steps_per_epoch = len(self.train_loader)
+        self.optimizer = build_optimizer(self.model, spec)
+        self.schedule = build_schedule(self.optimizer, spec, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=spec.amp == "fp16")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.amp)
+        self.autocast = (partial(torch.autocast, self.device.type, dtype=dtype) if dtype
+                         else contextlib.nullcontext)
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+        self.step, self.epoch, self.wall_offset = 0, 0, 0.0
+        self._resume()
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        state = checkpoint.load(self.checkpoint_dir)
+        if state is None:
+            return
+        if state["config_hash"] != self.spec.config_hash():
+            raise RuntimeError(f"checkpoint in {self.checkpoint_dir} belongs to another configuration")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        checkpoint.set_rng_state(state["rng"], self.generator)
+        self.step, self.epoch, self.wall_offset = state["step"], state["epoch"], state["wall"]
+        log.info("resumed from %s at epoch %d, step %d", self.checkpoint_dir, self.epoch, self.step)
+
+    def _save(self, wall: float) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        return checkpoint.save(self.checkpoint_dir, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": checkpoint.rng_state(self.generator), "step": self.step, "epoch": self.epoch,
+            "wall": wall, "config_hash": self.spec.config_hash(), "spec": self.spec.model_dump(mode="json"),
+        })
+
+    # ---- the loop -----------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        spec = self.spec
+        total = spec.epochs * self.steps_per_epoch
+        info = RunInfo(spec.family, spec.depth, count_params(self.model), self.flops, str(self.device),
+                       torch.__version__, self.probe.layers, self.steps_per_epoch, total, self.step)
+        for s in self.sinks:
+            s.on_start(info)
+        self.t0 = time.perf_counter() - self.wall_offset
+        # per step: (step, fractional epoch, lr, wall, batch size, loss, error) — tensors stay on the device
+        self._window: list[tuple[int, float, float, float, int, torch.Tensor, torch.Tensor]] = []
+        self._probes: list[tuple[int, float, torch.Tensor]] = []
+        self._last_flush = time.perf_counter()
+        status, reason, summary = "succeeded", None, {}
+        try:
+            while self.epoch < spec.epochs:
+                summary = self._train_epoch()
+        except StopRun as stop:
+            status, reason = stop.status, stop.reason
+        except Exception as exc:  # the run fails; what it recorded so far stays recorded
+            log.exception("run failed")
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        result = RunResult(status, reason, summary, self.step, self.epoch, time.perf_counter() - self.t0)
+        for s in self.sinks:
+            s.on_end(result)
+        return result
+
+    def _train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        sums = {"loss": 0.0, "error": 0.0, "n": 0}
+        t_epoch = time.perf_counter()
+        for i, (x, y) in enumerate(self.train_loader):
+            with self.autocast():
+                logits = self.forward(x)
+            loss = self.loss_fn(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            probing = self.step % self.spec.probe_every == 0
+            if probing:
+                if self.scaler.is_enabled():
+                    self.scaler.unscale_(self.optimizer)  # probe true gradients, not loss-scaled ones
+                self.probe.before_step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            lr = self.schedule.get_last_lr()[0]
+            self.schedule.step()
+            self.step += 1
+            with torch.no_grad():
+                valid = y != IGNORE_INDEX
+                err = ((logits.argmax(1) != y) & valid).sum() / valid.sum().clamp_min(1)
+            ep = self.epoch + (i + 1) / self.steps_per_epoch
+            self._window.append((self.step, ep, lr, time.perf_counter() - self.t0, len(y), loss.detach(), err))
+            if probing:
+                self._probes.append((self.step, ep, self.probe.after_step()))
+                self._flush(sums)
+        self._flush(sums)
+        self.epoch += 1
+        summary = {"epoch/train_loss": sums["loss"] / max(1, sums["n"]),
+                   "epoch/train_error": sums["error"] / max(1, sums["n"])}
+        for split, loader in self.eval_loaders.items():
+            scores = evaluate(self.model, loader, task=self.task, num_classes=self.num_classes,
+                              autocast=self.autocast)
+            summary.update({f"{split}/{k}": v for k, v in scores.items()})
+        summary["time/epoch_s"] = time.perf_counter() - t_epoch
+        wall = time.perf_counter() - self.t0
+        points = [MetricPoint(k, self.step, float(self.epoch), v, wall) for k, v in summary.items()]
+        for s in self.sinks:
+            s.on_flush(points, [])
+        path = self._save(wall)
+        for s in self.sinks:
+            s.on_epoch(self.epoch, self.step, summary)
+            if path is not None:
+                s.on_checkpoint(self.epoch, self.step, path)
+        return summary
+
+    def _flush(self, sums: dict) -> None:
+        """Hand everything since the last flush to the sinks, after one device→host transfer."""
+        if not self._window:
+            return
+        window, probes = self._window, self._probes
+        self._window, self._probes = [], []
+        n = len(window)
+        packed = [torch.stack([w[5] for w in window]).float(), torch.stack([w[6] for w in window]).float()]
+        packed += [p[2].flatten() for p in probes]
+        host = torch.cat(packed).tolist()  # the one sync
+        losses, errors = host[:n], host[n:2 * n]
+        now = time.perf_counter()
+        metrics: list[MetricPoint] = []
+        for (step, ep, lr, wall, *_), loss, err in zip(window, losses, errors, strict=True):
+            metrics += [MetricPoint("train/loss", step, ep, loss, wall), MetricPoint("train/error", step, ep, err, wall),
+                        MetricPoint("lr", step, ep, lr, wall)]
+        rate = sum(w[4] for w in window) / max(now - self._last_flush, 1e-9)
+        metrics.append(MetricPoint("samples_per_s", window[-1][0], window[-1][1], rate, window[-1][3]))
+        self._last_flush = now
+        layers = len(self.probe.layers)
+        probe_points = []
+        for j, (step, ep, _) in enumerate(probes):
+            flat = host[2 * n + 3 * layers * j: 2 * n + 3 * layers * (j + 1)]
+            probe_points.append(ProbePoint(step, ep, flat[:layers], flat[layers:2 * layers], flat[2 * layers:]))
+        sums["loss"] += sum(losses)
+        sums["error"] += sum(errors)
+        sums["n"] += n
+        for s in self.sinks:
+            s.on_flush(metrics, probe_points)
+        bad = next(((s, v) for (s, *_), v in zip(window, losses, strict=True) if not np.isfinite(v)), None)
+        if bad is not None:
+            raise StopRun("diverged", f"training loss became {bad[1]} at step {bad[0]}")
+        if any(s.should_stop() for s in self.sinks):
+            raise StopRun("cancelled", f"cancelled at step {self.step}")

@@ -1,0 +1,81 @@
+"""Shared pytest fixtures. Database fixtures: a SQLite file per test and a fresh PostgreSQL database per
+test module (created as ``skipweb_test_<uuid>``, dropped at the end). Others may add fixtures below."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("SKIPWEB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The server's maintenance database; skips the test when no PostgreSQL server answers."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as e:
+        pytest.skip(
+            f"PostgreSQL is not running at {PG_ADMIN_URL} ({str(e.orig).splitlines()[0]}); start it: {PG_START}"
+        )
+    finally:
+        engine.dispose()
+    return PG_ADMIN_URL
+
+
+@pytest.fixture(scope="module")
+def pg_module_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test module, dropped afterwards."""
+    from sqlalchemy import create_engine
+
+    from db import migrate
+    from db.session import dispose_engine
+
+    name = f"skipweb_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        dispose_engine(url)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty skipweb database: a SQLite file in tmp_path, or the module's PostgreSQL
+    database with every table emptied (ids restart at 1)."""
+    from db import migrate
+    from db.session import dispose_engine, get_engine
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'skipweb.db'}"
+        migrate.upgrade(url)
+        yield url
+        dispose_engine(url)
+        return
+    url = request.getfixturevalue("pg_module_url")
+    if migrate.current(url) != migrate.head():  # a migration test may have stepped it back
+        migrate.upgrade(url)
+    import db.tables  # noqa: F401 - registers the tables
+    from db.base import Base
+
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with get_engine(url).begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    yield url

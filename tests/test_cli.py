@@ -1,0 +1,72 @@
+"""The real `skipweb` console script, in subprocesses: JSON contracts and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def sw(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SKIPWEB_DATA_DIR": str(tmp_path / "sw")}
+    return subprocess.run([sys.executable, "-m", "skipweb", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_models_lists_every_family(tmp_path):
+    from skipweb.models import list_models
+
+    out = sw("models", tmp_path=tmp_path)
+    assert out.returncode == 0
+    for name in list_models():
+        assert name in out.stdout
+
+
+def test_describe_json(tmp_path):
+    out = sw("describe", "resnet", "--depth", "56", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["family"] == "resnet" and d["depth"] == 56
+    assert d["params"] == 853_018  # He et al. 2015: 0.85M
+    assert d["flops"] > 2e8 and d["probe_layers"] == 56
+
+
+def test_describe_no_skip_twin_has_same_params(tmp_path):
+    a = json.loads(sw("describe", "resnet", "--depth", "20", "--json", tmp_path=tmp_path).stdout)
+    b = json.loads(sw("describe", "resnet", "--depth", "20", "--no-skip", "--json", tmp_path=tmp_path).stdout)
+    assert a["params"] == b["params"] and b["skip_layers"] == 0 < a["skip_layers"]
+
+
+def test_train_json_on_digits(tmp_path):
+    out = sw("train", "resnet", "--depth", "20", "--dataset", "digits", "--epochs", "2", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["params"] > 0 and d["status"] == "succeeded"
+    assert set(d["final"]) >= {"train_loss", "train_error", "test_error"}
+    assert 0 <= d["final"]["test_error"] <= 1
+    for when in ("first_step", "last_step"):
+        assert d["grad"][when]["first"] > 0 and d["grad"][when]["last"] > 0
+    assert d["grad"]["first_step"]["step"] < d["grad"]["last_step"]["step"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "resnett", "--depth", "20"], "choose one of: plain, resnet"),
+    (["train", "resnet", "--depth", "21"], "6n+2"),
+    (["train", "resnet", "--depth", "20", "--epochs", "-3"], "epochs"),
+    (["train", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits"),
+    (["train", "resnet", "--depth", "20", "--dataset", "nope"], "choose one of"),
+    (["train", "resnet", "--depth", "20", "--norm", "layer"], "batch, none"),
+    (["train", "densenet", "--depth", "40", "--shortcut", "B"], "has no option 'shortcut'"),
+    (["train", "resnet", "--depth", "20", "--bogus"], "No such option"),
+    (["describe", "unet", "--depth", "9", "--dataset", "shapes"], "unet"),
+])
+def test_bad_input_is_one_line(args, fragment, tmp_path):
+    out = sw(*args, tmp_path=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0]
+    assert "Traceback" not in out.stderr + out.stdout

@@ -1,0 +1,81 @@
+"""The Celery app, configured from the settings object.
+
+Brokers:
+- embedded (default, no server): kombu's ``filesystem`` transport in ``<data_dir>/broker``. Several
+  processes on one machine can publish and consume. Limits: it polls (1 s), has no acknowledgements —
+  a message is removed when a worker fetches it, so a worker killed mid-run loses its message. The
+  database lease recovers that run (``requeue_expired``); nothing else relies on the broker keeping it.
+- team: ``SKIPWEB_BROKER_URL=redis://...`` or ``amqp://...``. Late acks, prefetch 1 and a visibility
+  timeout longer than any run. RabbitMQ closes a channel whose unacked delivery outlives
+  ``consumer_timeout`` (30 min by default): raise it in rabbitmq.conf (docker-compose does). If it still
+  fires, the redelivered id finds the run already claimed and is a no-op, because claims are atomic in
+  the database.
+
+Only JSON crosses the broker (pickle from a broker is remote code execution), and only a run id.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from skipweb.settings import Settings, get_settings
+
+TASK_TRAIN = "skipweb.train_run"
+TASK_LANDSCAPE = "skipweb.landscape"
+QUEUES = ("gpu", "cpu")
+WEEK = 7 * 24 * 3600
+
+
+def broker_config(settings: Settings) -> tuple[str, dict]:
+    if settings.broker_url:
+        return settings.broker_url, {"visibility_timeout": WEEK}
+    root = (settings.data_dir / "broker").resolve()
+    for sub in ("queue", "processed", "control"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(root / "queue"),
+        "data_folder_out": str(root / "queue"),
+        # Keep fetched messages on the same file system: the move that claims a message is then an atomic
+        # rename, so two workers can never both take one (a move into /tmp across devices is a copy).
+        "store_processed": True,
+        "processed_folder": str(root / "processed"),
+        "control_folder": str(root / "control"),
+    }
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    url, transport_options = broker_config(settings)
+    app = Celery("skipweb", broker=url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(q, routing_key=q) for q in QUEUES],
+        task_default_queue="cpu",
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # Flower
+        task_send_sent_event=True,
+    )
+    return app
+
+
+app = make_app()
+
+
+def enqueue(run_ids: list[int], queue: str = "cpu", celery: Celery | None = None) -> None:
+    """Publish run ids. Call only after the rows are committed: a worker may pick one up at once."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; choose one of: {', '.join(QUEUES)}")
+    celery = celery or app
+    with celery.producer_or_acquire() as producer:
+        for run_id in run_ids:
+            celery.send_task(TASK_TRAIN, args=[int(run_id)], queue=queue, routing_key=queue, producer=producer)
