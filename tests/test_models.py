@@ -100,16 +100,8 @@ def test_bad_depth_and_unknown_option_raise(name: str) -> None:
 
 
 # A depth a worker could never train must be refused before anything is allocated (check_depth only:
-# building it is the very thing to avoid). DenseNet has no upper bound yet; strict, so the fix shows.
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="densenet has no depth cap yet"))
-        if n == "densenet"
-        else n
-        for n in FAMILIES
-    ],
-)
+# building it is the very thing to avoid).
+@pytest.mark.parametrize("name", FAMILIES)
 def test_absurd_depth_is_refused_without_building(name: str) -> None:
     info = get_info(name)
     assert info.check_depth(100_000, dict(info.defaults)) is not None

@@ -119,6 +119,9 @@ class DenseNet(ProbedModel):
         return self.head(self.features(self.stem(x)))
 
 
+MAX_DEPTH = 400  # the paper's deepest is 250; deeper dense nets do not fit a GPU at CIFAR batch sizes
+
+
 def _layers_per_block(depth: int, bc: bool) -> int:
     return (depth - 4) // (6 if bc else 3)
 
@@ -126,9 +129,9 @@ def _layers_per_block(depth: int, bc: bool) -> int:
 def _check_depth(depth: int, opts: dict) -> str | None:
     bc = bool(opts.get("bc"))
     step = 6 if bc else 3
-    if depth < 4 + step or (depth - 4) % step:
-        examples = "40, 100, 190, 250" if bc else "40, 100, 250"
-        return f"DenseNet{'-BC' if bc else ''} needs depth {step}n+4 with n >= 1 ({examples}, ...)"
+    examples = "40, 100, 190, 250" if bc else "40, 100, 250"
+    if depth < 4 + step or (depth - 4) % step or depth > MAX_DEPTH:
+        return f"DenseNet{'-BC' if bc else ''} needs depth {step}n+4 from {4 + step} to {MAX_DEPTH} ({examples}, ...)"
     return None
 
 
