@@ -12,7 +12,7 @@ try:  # Typer >= 0.24 vendors click; older releases raise click's own exceptions
 except ImportError:  # pragma: no cover
     from click import exceptions as cx
 
-from skipweb.cli import core
+from skipweb.cli import core, runs
 
 app = typer.Typer(
     name="skipweb",
@@ -22,13 +22,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 core.register(app)
-
-
-class UserError(Exception):
-    """Raised by commands for bad input; printed as one line."""
+runs.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
+    from db.errors import SchemaError
+    from skipweb.cli.runs import UserError
     from skipweb.data import DatasetError
     from skipweb.models import ModelConfigError
     from skipweb.spec import SpecError
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     except cx.ClickException as e:  # usage errors: one line, no usage block
         typer.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2)
-    except (UserError, SpecError, ModelConfigError, DatasetError) as e:
+    except (UserError, SpecError, ModelConfigError, DatasetError, SchemaError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from typing import Annotated
 
 import typer
@@ -61,11 +61,12 @@ def describe(
 
 
 def train(
-    family: Annotated[str, typer.Argument(help="model family, see `skipweb models`")],
-    depth: Annotated[int, typer.Option("--depth", "-d")],
+    ctx: typer.Context,
+    family: Annotated[str, typer.Argument(help="model family (submit: a comma list), see `skipweb models`")],
+    depth: Annotated[str, typer.Option("--depth", "-d", help="depth (submit: a comma list, e.g. 20,56)")],
     dataset: Annotated[str, typer.Option(help="dataset, e.g. digits, shapes, cifar10")] = "digits",
     epochs: Annotated[int, typer.Option(help="training epochs")] = 10,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[str, typer.Option("--seed", "--seeds", help="seed (submit: a comma list)")] = "0",
     subset: Annotated[int | None, typer.Option(help="train on only N samples")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     optimizer: Annotated[str, typer.Option(help="sgd or adamw")] = "sgd",
@@ -81,36 +82,84 @@ def train(
     shortcut: o.Shortcut = None, block: o.Block = None, growth: o.Growth = None, bc: o.BC = False,
     skip: o.Skip = None, no_skip: o.NoSkip = False, norm: o.Norm = None, act: o.Act = None,
     init: o.Init = None, width: o.Width = None, up: o.Up = None,
+    title: Annotated[str | None, typer.Option(help="experiment title")] = None,
+    tags: Annotated[str, typer.Option(help="comma-separated experiment tags")] = "",
+    force: Annotated[bool, typer.Option("--force", help="submit: rerun configurations that already succeeded")] = False,
+    queue: Annotated[str, typer.Option(help="submit: cpu or gpu queue (default: gpu when --device cuda)")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
 ) -> None:
-    """Train one model in this process, with a progress bar."""
-    from skipweb.cli.progress import ProgressSink
-    from skipweb.settings import get_settings
-    from skipweb.sinks import Recorder
-    from skipweb.spec import RunSpec
-    from skipweb.trainer import Trainer
+    """train: one model in this process, with a progress bar. submit: a grid, queued for the workers."""
+    from skipweb.launch import plan, split_list
 
-    opts = o.model_options(family, shortcut=shortcut, block=block, growth=growth, bc=bc, skip=skip,
+    families, depths, seeds = split_list(family), split_list(depth, int), split_list(seed, int)
+    opts = o.model_options(families[0], shortcut=shortcut, block=block, growth=growth, bc=bc, skip=skip,
                            no_skip=no_skip, norm=norm, act=act, init=init, width=width, up=up)
-    spec = RunSpec.parse(dict(
-        family=family, depth=depth, dataset=dataset, options=opts, epochs=epochs, seed=seed, subset=subset,
-        batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
-        warmup_epochs=warmup, probe_every=probe_every, device=device, amp=amp, channels_last=channels_last,
-        compile=compile_,
-    ))
-    settings = get_settings()
-    ckpt = settings.checkpoint_dir / f"cli-{spec.config_hash()}"
-    shutil.rmtree(ckpt, ignore_errors=True)  # a CLI run starts fresh
+    base = dict(dataset=dataset, epochs=epochs, subset=subset, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup, probe_every=probe_every,
+                device=device, amp=amp, channels_last=channels_last, compile=compile_)
+    if no_skip:  # --no-skip maps to each family's own twin option
+        opts = {k: v for k, v in opts.items() if k not in ("no_skip", "skip")}
+        specs = [s for f in families for s in plan([f], depths, seeds, base, {**opts, **o.model_options(f, no_skip=True)})]
+    else:
+        specs = plan(families, depths, seeds, base, opts)
+    tag_list = [t for t in (x.strip() for x in tags.split(",")) if t]
+    if ctx.info_name == "submit":
+        _submit(specs, title=title, tags=tag_list, force=force, queue=queue, as_json=as_json)
+    else:
+        if len(specs) != 1:
+            raise typer.BadParameter("train runs one configuration; use `skipweb submit` for a grid")
+        _train(specs[0], title=title, tags=tag_list, as_json=as_json)
+
+
+def _submit(specs, *, title, tags, force, queue, as_json) -> None:
+    from skipweb.cli.runs import UserError, open_db
+    from skipweb.launch import submit
+
+    if queue not in ("", "cpu", "gpu"):
+        raise UserError(f"unknown queue {queue!r}; choose one of: cpu, gpu")
+    queue = queue or ("gpu" if specs[0].device == "cuda" else "cpu")
+    open_db(create=True)
+    title = title or ", ".join(dict.fromkeys(f"{s.family}" for s in specs)) + f" on {specs[0].dataset}"
+    result = submit(specs, title=title, tags=tags, force=force, queue=queue, owner=os.environ.get("USER"))
+    if as_json:
+        print(json.dumps(result.as_json()))
+        return
+    for item in result.skipped:
+        stdout.print(f"skipped {item['label']}: already succeeded as run {item['run_id']} (use --force to rerun)")
+    if result.run_ids:
+        stdout.print(f"experiment {result.experiment_id}: queued runs {', '.join(map(str, result.run_ids))}")
+    if result.warning:
+        stderr.print(f"warning: {result.warning}")
+
+
+def _train(spec, *, title, tags, as_json) -> None:
+    """Record the run like a submitted one (so it shows in the dashboard), then execute it here."""
+    from db import experiments, runs
+    from db.session import session_scope
+    from skipweb.cli.progress import ProgressSink
+    from skipweb.cli.runs import open_db
+    from skipweb.launch import row
+    from skipweb.sinks import Recorder
+    from workers.runner import execute
+
+    settings = open_db(create=True)
+    with session_scope(settings.db_url) as session:
+        exp = experiments.create_experiment(session, title or f"cli: {spec.label}", tags=tags or ["cli"],
+                                            owner=os.environ.get("USER"))
+        (run_id,) = runs.add_runs(session, exp, [row(spec)])
     recorder = Recorder()
     with ProgressSink(spec.label, console=stderr if as_json else stdout) as progress:
-        result = Trainer(spec, data_dir=settings.datasets_dir, checkpoint_dir=ckpt,
-                         sinks=[recorder, progress]).run()
+        outcome = execute(run_id, settings, extra_sinks=[recorder, progress], owner=f"cli:{os.getpid()}")
+    result = recorder.result
     if as_json:
-        print(json.dumps(run_json(spec, recorder)))
+        print(json.dumps({"run_id": run_id, **run_json(spec, recorder)}))
+    elif result is None:
+        stderr.print(f"run {run_id}: {outcome}")
     else:
         final = ", ".join(f"{k} {v:.4g}" for k, v in summary_final(recorder).items())
-        stdout.print(f"{spec.label}: {result.status}" + (f" ({result.reason})" if result.reason else "") + f"  {final}")
-    if result.status == "failed":
+        stdout.print(f"run {run_id} {spec.label}: {result.status}" + (f" ({result.reason})" if result.reason else "")
+                     + f"  {final}")
+    if result is None or result.status == "failed":
         raise typer.Exit(1)
 
 
@@ -131,6 +180,8 @@ def run_json(spec, rec) -> dict:
         grad = {name: {"first": p.grad_norm[0], "last": p.grad_norm[-1], "step": p.step}
                 for name, p in (("first_step", probes[0]), ("last_step", probes[-1]))}
     r = rec.result
+    if r is None:
+        return {"status": "failed", "reason": "the run did not start"}
     return {"family": spec.family, "depth": spec.depth, "dataset": spec.dataset, "options": spec.options,
             "params": rec.info.params if rec.info else None, "flops": rec.info.flops if rec.info else None,
             "status": r.status, "reason": r.reason, "epochs": r.epochs_done, "steps": r.steps,
@@ -141,3 +192,4 @@ def register(app: typer.Typer) -> None:
     app.command()(models)
     app.command()(describe)
     app.command()(train)
+    app.command("submit")(train)

@@ -1,0 +1,36 @@
+"""skipweb's dashboard: the router only. Pages live in skipweb/ui/. Run: streamlit run app.py"""
+
+import importlib
+
+import streamlit as st
+
+from db import SchemaError
+from db.migrate import check
+from skipweb.ui.common import PAGES, engine, sidebar_auth
+
+
+def _route(module: str):
+    def page() -> None:
+        importlib.import_module(f"skipweb.ui.{module}").page()
+
+    page.__name__ = f"{module}_page"
+    return page
+
+
+st.set_page_config(layout="wide", page_title="skipweb")
+try:
+    check(engine())
+except SchemaError as e:
+    st.error(str(e).splitlines()[0])
+    st.stop()
+
+PAGES.update(
+    launch=st.Page(_route("launch"), title="Launch", url_path="launch", default=True),
+    runs=st.Page(_route("runs"), title="Runs", url_path="runs"),
+    compare=st.Page(_route("compare"), title="Compare", url_path="compare"),
+    run=st.Page(_route("run_detail"), title="Run detail", url_path="run"),
+    present=st.Page(_route("present"), title="Present", url_path="present"),
+)
+nav = st.navigation(list(PAGES.values()))
+sidebar_auth()
+nav.run()

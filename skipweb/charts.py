@@ -1,0 +1,468 @@
+"""Plotly figures for the dashboard: pure functions of DataFrames and arrays (no Streamlit, no database).
+
+Every number drawn is computed from the data passed in. Colours are consistent per run label within one
+page: build one map with :func:`color_map` and pass it to every chart (each chart makes its own if not).
+Long series are downsampled for display only (:func:`downsample`); statistics use the full data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Dark2
+X_AXES = ("step", "epoch", "wall", "samples")
+X_TITLES = {"step": "optimizer step", "epoch": "epoch", "wall": "wall time (s)", "samples": "samples seen"}
+MAX_POINTS = 2000
+MAX_HEATMAP_COLS = 300
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+def config_group(spec: Mapping[str, Any]) -> str:
+    """Identity of a configuration ignoring the seed: runs with equal groups are repeats of one another."""
+    rest = {k: v for k, v in spec.items() if k != "seed"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def color_map(labels: Iterable[str]) -> dict[str, str]:
+    """label → colour, assigned in sorted label order so the same set of runs always looks the same."""
+    uniq = sorted(set(labels))
+    return {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(uniq)}
+
+
+def series_name(label: str, depth: int) -> str:
+    """A run's line in depth plots: its label without the depth, e.g. ``resnet-56 (no_skip=True)`` →
+    ``resnet (no_skip=True)``."""
+    return label.replace(f"-{depth}", "", 1)
+
+
+def _faint(color: str, alpha: float) -> str:
+    c = color.lstrip("#")
+    if len(c) == 6:
+        r, g, b = (int(c[i : i + 2], 16) for i in (0, 2, 4))
+        return f"rgba({r},{g},{b},{alpha})"
+    return color
+
+
+def downsample(x: Sequence | np.ndarray, y: Sequence | np.ndarray, max_points: int = MAX_POINTS):
+    """Min-max bucket downsampling for display: (x, y, kept indices), at most ``max_points`` points.
+
+    Keeps the first and last point and, per bucket, the minimum and maximum (so spikes stay visible).
+    NaNs are kept only where a bucket has nothing else."""
+    x, y = np.asarray(x), np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if n <= max_points or max_points < 4:
+        idx = np.arange(n)
+        return x, y, idx
+    nb = (max_points - 2) // 2
+    k = -(-n // nb)  # ceil
+    pad = np.full(nb * k, np.nan)
+    pad[:n] = y
+    grid = pad.reshape(nb, k)
+    finite = np.isfinite(grid)
+    lo = np.where(finite, grid, np.inf).argmin(axis=1)
+    hi = np.where(finite, grid, -np.inf).argmax(axis=1)
+    base = np.arange(nb) * k
+    idx = np.unique(np.concatenate([[0, n - 1], base + lo, base + hi]))
+    idx = idx[idx < n]
+    return x[idx], y[idx], idx
+
+
+def ema(y: np.ndarray, smoothing: float) -> np.ndarray:
+    """Exponential moving average (weight ``smoothing`` on the past, NaNs skipped); 0 returns y."""
+    if smoothing <= 0:
+        return np.asarray(y, dtype=np.float64)
+    s = pd.Series(np.asarray(y, dtype=np.float64)).ewm(
+        alpha=1 - min(smoothing, 0.999), adjust=False, ignore_na=True
+    )
+    return s.mean().to_numpy()
+
+
+def fold_seeds(df: pd.DataFrame, x: str = "step") -> pd.DataFrame:
+    """Runs of one group aligned on step: columns ``step, x, mean, std, n`` (std over runs, ddof=0)."""
+    piv = df.pivot_table(index="step", columns="run_id", values="value", aggfunc="last", dropna=False)
+    xs = df.pivot_table(index="step", columns="run_id", values=x, aggfunc="last").mean(axis=1)
+    vals = piv.to_numpy(dtype=np.float64)
+    n = np.isfinite(vals).sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(vals, axis=1)
+        std = np.nanstd(vals, axis=1)
+    return pd.DataFrame(
+        {
+            "step": piv.index.to_numpy(),
+            "x": xs.reindex(piv.index).to_numpy(),
+            "mean": mean,
+            "std": std,
+            "n": n,
+        }
+    )
+
+
+# ---- curves -----------------------------------------------------------------------------------------
+def curves(
+    df: pd.DataFrame,
+    key: str,
+    labels: Mapping[int, str],
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    fold: bool = False,
+    groups: Mapping[int, str] | None = None,
+    batch_sizes: Mapping[int, int] | None = None,
+    colors: Mapping[str, str] | None = None,
+    max_points: int = MAX_POINTS,
+) -> go.Figure:
+    """One metric against step/epoch/wall/samples, one line per run (or per seed group when ``fold``).
+
+    ``df``: read_metrics' long frame. ``labels``: run id → label; ``groups``: run id → config_group;
+    ``batch_sizes``: run id → batch size (x="samples" is step × batch size). With ``smoothing`` the EMA
+    is drawn bold and the raw curve faint behind it; folded groups draw mean ± std (over seeds) bands."""
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {', '.join(X_AXES)}, not {x!r}")
+    colors = dict(colors or color_map(labels.values()))
+    d = df[df["key"] == key].copy()
+    d = d[d["run_id"].isin(list(labels))]
+    if x == "samples":
+        d["samples"] = d["step"] * d["run_id"].map(dict(batch_sizes or {})).fillna(1).to_numpy()
+    fig = go.Figure()
+    if fold:
+        grp = d["run_id"].map(dict(groups or {rid: str(rid) for rid in labels}))
+        series = [(sub, sorted(set(sub["run_id"]))) for _, sub in d.groupby(grp, sort=False)]
+    else:
+        series = [(sub, [rid]) for rid, sub in d.groupby("run_id", sort=True)]
+    for sub, rids in series:
+        label = labels[rids[0]]
+        color = colors.get(label, PALETTE[0])
+        if len(rids) > 1:
+            f = fold_seeds(sub, x)
+            xs, ys, std, name = (
+                f["x"].to_numpy(),
+                f["mean"].to_numpy(),
+                f["std"].to_numpy(),
+                f"{label} ({len(rids)} seeds)",
+            )
+        else:
+            sub = sub.sort_values("step")
+            xs, ys, std, name = sub[x].to_numpy(), sub["value"].to_numpy(), None, label
+        sm = ema(ys, smoothing)
+        dx, dy, idx = downsample(xs, sm, max_points)
+        if std is not None:
+            lo, hi = sm[idx] - std[idx], sm[idx] + std[idx]
+            fig.add_scatter(
+                x=dx,
+                y=hi,
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+                legendgroup=name,
+            )
+            fig.add_scatter(
+                x=dx,
+                y=lo,
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                showlegend=False,
+                fillcolor=_faint(color, 0.2),
+                hoverinfo="skip",
+                legendgroup=name,
+            )
+        if smoothing > 0:
+            rx, ry, _ = downsample(xs, ys, max_points)
+            fig.add_scatter(
+                x=rx,
+                y=ry,
+                mode="lines",
+                line={"color": _faint(color, 0.25), "width": 1},
+                showlegend=False,
+                hoverinfo="skip",
+                legendgroup=name,
+            )
+        fig.add_scatter(
+            x=dx, y=dy, mode="lines", name=name, line={"color": color, "width": 2}, legendgroup=name
+        )
+    fig.update_layout(
+        title=key,
+        xaxis_title=X_TITLES[x],
+        yaxis_title=key,
+        hovermode="x unified",
+        margin={"t": 50, "l": 60, "r": 20, "b": 50},
+    )
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+# ---- gradient flow ----------------------------------------------------------------------------------
+def _log10(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log10(m)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _bucket_cols(steps: np.ndarray, z: np.ndarray, max_cols: int):
+    """Average neighbouring probe steps (in log space) so a heatmap has at most max_cols columns."""
+    n = len(steps)
+    if n <= max_cols:
+        return steps, z
+    k = -(-n // max_cols)
+    nb = -(-n // k)
+    pad = np.full((z.shape[0], nb * k), np.nan)
+    pad[:, :n] = z
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        zb = np.nanmean(pad.reshape(z.shape[0], nb, k), axis=2)
+    return steps[::k][:nb], zb
+
+
+def grad_heatmaps(
+    grads: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    layers: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    max_cols: int = MAX_HEATMAP_COLS,
+    stat: str = "grad_norm",
+) -> go.Figure:
+    """Side-by-side heatmaps, probe layer (depth) × step, colour log10 of the statistic on ONE scale.
+
+    ``grads``: label → (steps[n], matrix[n × layers]); ``layers``: label → probe layer records (idx, name,
+    skip). Skip-bridged layers get a ▸ marker on the left edge whose hover names the layer."""
+    labels = list(grads)
+    logs = {lab: _log10(grads[lab][1]) for lab in labels}
+    finite = [z[np.isfinite(z)] for z in logs.values()]
+    finite = [f for f in finite if f.size]
+    zmin = float(min(f.min() for f in finite)) if finite else 0.0
+    zmax = float(max(f.max() for f in finite)) if finite else 1.0
+    fig = make_subplots(
+        rows=1,
+        cols=max(len(labels), 1),
+        subplot_titles=labels or ["no runs"],
+        shared_yaxes=True,
+        horizontal_spacing=0.02,
+    )
+    for i, lab in enumerate(labels, start=1):
+        steps, _ = grads[lab]
+        z = logs[lab].T  # layers × steps
+        if z.size == 0:
+            continue
+        xs, zb = _bucket_cols(np.asarray(steps), z, max_cols)
+        fig.add_trace(
+            go.Heatmap(
+                x=xs,
+                y=np.arange(z.shape[0]),
+                z=zb,
+                coloraxis="coloraxis",
+                name=lab,
+                hovertemplate=f"{lab}<br>step %{{x}}<br>layer %{{y}}<br>log10 {stat} %{{z:.2f}}"
+                "<extra></extra>",
+            ),
+            row=1,
+            col=i,
+        )
+        recs = list((layers or {}).get(lab, []))
+        skip = [r for r in recs if getattr(r, "skip", False)]
+        if skip:
+            fig.add_trace(
+                go.Scatter(
+                    x=[xs[0]] * len(skip),
+                    y=[r.idx for r in skip],
+                    mode="markers",
+                    marker={
+                        "symbol": "triangle-right",
+                        "size": 6,
+                        "color": "white",
+                        "line": {"width": 1, "color": "black"},
+                    },
+                    hovertext=[f"layer {r.idx} {r.name}: skip-bridged" for r in skip],
+                    hoverinfo="text",
+                    showlegend=False,
+                ),
+                row=1,
+                col=i,
+            )
+        fig.update_xaxes(title_text="step", row=1, col=i)
+    fig.update_yaxes(title_text="probe layer (input → output)", row=1, col=1)
+    fig.update_layout(
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": zmin,
+            "cmax": zmax,
+            "colorbar": {"title": {"text": f"log10 {stat}"}},
+        },
+        title=f"{stat} per layer over training (▸ = skip-bridged layer)",
+        margin={"t": 70, "l": 60, "r": 20, "b": 50},
+    )
+    return fig
+
+
+def nearest_index(steps: np.ndarray, step: int) -> int:
+    return int(np.abs(np.asarray(steps, dtype=np.int64) - int(step)).argmin())
+
+
+def grad_vs_depth(
+    grads: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    step: int,
+    *,
+    colors: Mapping[str, str] | None = None,
+    stat: str = "grad_norm",
+) -> go.Figure:
+    """The statistic against layer index at the probe step nearest to ``step``, one line per run, log y."""
+    colors = dict(colors or color_map(grads))
+    fig = go.Figure()
+    for lab, (steps, m) in grads.items():
+        if len(steps) == 0:
+            continue
+        i = nearest_index(steps, step)
+        fig.add_scatter(
+            x=np.arange(m.shape[1]),
+            y=np.asarray(m[i], dtype=np.float64),
+            mode="lines+markers",
+            name=f"{lab} (step {int(steps[i])})",
+            line={"color": colors.get(lab, PALETTE[0])},
+        )
+    fig.update_layout(
+        title=f"{stat} vs layer at step ≈ {int(step)}",
+        xaxis_title="probe layer (input → output)",
+        yaxis_title=stat,
+        margin={"t": 50, "l": 60, "r": 20, "b": 50},
+    )
+    fig.update_yaxes(type="log")
+    return fig
+
+
+# ---- across runs ------------------------------------------------------------------------------------
+def _agg(rows: pd.DataFrame | Sequence[Mapping[str, Any]], by: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=[*by, "mean", "std", "n"])
+    df = df[np.isfinite(df["value"].astype(float))]
+    g = df.groupby(by, sort=True)["value"]
+    return g.agg(mean="mean", std=lambda v: float(np.std(v, ddof=0)), n="count").reset_index()
+
+
+def final_error_vs_depth(rows, metric: str = "test/error") -> go.Figure:
+    """The degradation plot: rows ``family, depth, value`` (one per run); one line per family, x = depth,
+    y = mean over seeds with std error bars."""
+    agg = _agg(rows, ["family", "depth"])
+    fig = go.Figure()
+    colors = color_map(agg["family"])
+    for fam, sub in agg.groupby("family", sort=True):
+        sub = sub.sort_values("depth")
+        fig.add_scatter(
+            x=sub["depth"],
+            y=sub["mean"],
+            error_y={"type": "data", "array": sub["std"]},
+            mode="lines+markers",
+            name=str(fam),
+            line={"color": colors[fam]},
+            customdata=sub["n"],
+            hovertemplate="depth %{x}<br>%{y:.4f} (n=%{customdata})",
+        )
+    fig.update_layout(
+        title=f"final {metric} vs depth",
+        xaxis_title="depth",
+        yaxis_title=f"final {metric}",
+        margin={"t": 50, "l": 60, "r": 20, "b": 50},
+    )
+    return fig
+
+
+def error_vs_params(rows, metric: str = "test/error") -> go.Figure:
+    """Rows ``label, family, params, value``: mean over seeds per label against parameter count (log x)."""
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.dropna(subset=["params"])
+    agg = _agg(df, ["family", "label", "params"]) if not df.empty else _agg([], ["family", "label", "params"])
+    fig = go.Figure()
+    colors = color_map(agg["family"])
+    for fam, sub in agg.groupby("family", sort=True):
+        sub = sub.sort_values("params")
+        fig.add_scatter(
+            x=sub["params"],
+            y=sub["mean"],
+            error_y={"type": "data", "array": sub["std"]},
+            mode="lines+markers",
+            name=str(fam),
+            text=sub["label"],
+            line={"color": colors[fam]},
+            hovertemplate="%{text}<br>%{x:,} params<br>%{y:.4f}",
+        )
+    fig.update_layout(
+        title=f"final {metric} vs parameters",
+        xaxis_title="parameters (log)",
+        yaxis_title=f"final {metric}",
+        margin={"t": 50, "l": 60, "r": 20, "b": 50},
+    )
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float:
+    return (b - a).total_seconds() if a is not None and b is not None else np.nan
+
+
+def summary_table(
+    runs: Sequence[Any], latest: Mapping[int, Mapping[str, float]], history: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per run: label, family, depth, seed, status, params, FLOPs, best/final test error, final
+    train error, time (s) and throughput (samples/s, mean over logged values when ``history`` is given).
+
+    ``latest``: run id → {key: newest value}; ``history``: read_metrics frame for best-so-far values."""
+    hist = history if history is not None else pd.DataFrame(columns=["run_id", "key", "value", "wall"])
+    best = hist[hist["key"] == "test/error"].groupby("run_id")["value"].min()
+    thr = hist[hist["key"] == "samples_per_s"].groupby("run_id")["value"].mean()
+    wall = hist.groupby("run_id")["wall"].max() if len(hist) else pd.Series(dtype=float)
+    out = []
+    for r in runs:
+        lt = dict(latest.get(r.id, {}) or getattr(r, "latest", {}) or {})
+        final = lt.get("test/error", np.nan)
+        secs = _seconds(getattr(r, "started_at", None), getattr(r, "finished_at", None))
+        if not np.isfinite(secs):
+            secs = float(wall.get(r.id, np.nan))
+        out.append(
+            {
+                "run": r.id,
+                "label": r.label,
+                "family": r.family,
+                "depth": r.depth,
+                "seed": r.seed,
+                "status": r.status,
+                "params": r.params,
+                "FLOPs": r.flops,
+                "best test error": float(best.get(r.id, final)),
+                "final test error": final,
+                "final train error": lt.get("epoch/train_error", lt.get("train/error", np.nan)),
+                "time (s)": secs,
+                "samples/s": float(thr.get(r.id, lt.get("samples_per_s", np.nan))),
+            }
+        )
+    cols = [
+        "run",
+        "label",
+        "family",
+        "depth",
+        "seed",
+        "status",
+        "params",
+        "FLOPs",
+        "best test error",
+        "final test error",
+        "final train error",
+        "time (s)",
+        "samples/s",
+    ]
+    return pd.DataFrame(out, columns=cols)

@@ -1,0 +1,175 @@
+"""Commands on the database and the queue: submit, status, cancel, export, worker, db upgrade."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+stdout = Console()
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line by skipweb.cli.main."""
+
+
+def open_db(create: bool = False):
+    """The settings' database, schema-checked. The embedded SQLite file is created on first use."""
+    from db import migrate
+    from db.errors import SchemaError
+    from skipweb.settings import get_settings
+
+    settings = get_settings()
+    if create and settings.database_url is None and migrate.current(settings.db_url) is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(settings.db_url)
+    try:
+        migrate.check(settings.db_url)
+    except SchemaError as e:
+        raise UserError(str(e)) from None
+    return settings
+
+
+def db_upgrade() -> None:
+    """Create or migrate the database schema to this version of skipweb."""
+    from db import migrate
+    from db.session import redacted
+    from skipweb.settings import get_settings
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.db_url)
+    stdout.print(f"database at {redacted(settings.db_url)} is at revision {migrate.current(settings.db_url)}")
+
+
+def status(
+    target: Annotated[str | None, typer.Argument(help="run id, or exp:ID for an experiment")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Status, attempts, reason and progress of a run, an experiment's runs, or all recent runs."""
+    from db import runs
+
+    settings = open_db()
+    if target is None or target.startswith("exp:"):
+        exp = _int(target[4:], "experiment id") if target else None
+        records = runs.list_runs(settings.db_url, experiment_id=exp, limit=200)
+        if as_json:
+            print(json.dumps([status_json(r) for r in records]))
+            return
+        table = Table("id", "exp", "run", "status", "attempts", "progress", "test err", "reason")
+        for r in records:
+            d = status_json(r)
+            err = r.latest.get("test/error")
+            table.add_row(str(r.id), str(r.experiment_id), r.label, r.status, str(r.attempts),
+                          f"{d['progress']:.0%}", "" if err is None else f"{err:.4f}", r.reason or "")
+        stdout.print(table)
+        return
+    record = runs.get_run(settings.db_url, _int(target, "run id"))
+    if record is None:
+        raise UserError(f"no run {target}; see `skipweb status` for run ids")
+    if as_json:
+        print(json.dumps(status_json(record)))
+    else:
+        d = status_json(record)
+        stdout.print(f"run {record.id} ({record.label}): {record.status}, attempt {record.attempts}, "
+                     f"{d['progress']:.0%} done" + (f" — {record.reason}" if record.reason else ""))
+
+
+def status_json(r) -> dict:
+    progress = (r.steps_done / r.total_steps) if r.total_steps else (1.0 if r.status == "succeeded" else 0.0)
+    return {"id": r.id, "experiment_id": r.experiment_id, "label": r.label, "status": r.status,
+            "attempts": r.attempts, "reason": r.reason, "progress": round(min(1.0, progress), 4),
+            "steps_done": r.steps_done, "total_steps": r.total_steps, "epochs_done": r.epochs_done,
+            "worker": r.lease_owner or r.worker_host, "device": r.device, "latest": r.latest}
+
+
+def cancel(run_id: Annotated[int, typer.Argument(help="run id")]) -> None:
+    """Cancel a queued run at once, or a running one at its next step."""
+    from db import runs
+    from db.errors import RunNotFound, RunStateError
+
+    settings = open_db()
+    try:
+        outcome = runs.request_cancel(settings.db_url, run_id)
+    except (RunNotFound, RunStateError) as e:
+        raise UserError(str(e)) from None
+    stdout.print(f"run {run_id}: " + ("cancelled" if outcome == "cancelled" else "cancel requested; it stops at its next step"))
+
+
+def export(
+    experiment: Annotated[int, typer.Argument(help="experiment id")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json")] = "csv",
+    output: Annotated[Path, typer.Option("-o", "--output", help="file to write")] = Path("metrics.csv"),
+) -> None:
+    """Every metric of an experiment's runs, one row per (run, key, step), with the run's label and spec."""
+    from db import experiments, metrics, runs
+
+    if fmt not in ("csv", "parquet", "json"):
+        raise UserError(f"unknown format {fmt!r}; choose one of: csv, parquet, json")
+    settings = open_db()
+    if experiments.get_experiment(settings.db_url, experiment) is None:
+        raise UserError(f"no experiment {experiment}; see `skipweb status` for experiment ids")
+    records = runs.list_runs(settings.db_url, experiment_id=experiment, limit=100_000)
+    df = metrics.read_metrics(settings.db_url, [r.id for r in records])
+    info = {r.id: {"label": r.label, "family": r.family, "depth": r.depth, "seed": r.seed, "status": r.status}
+            for r in records}
+    for col in ("label", "family", "depth", "seed", "status"):
+        df[col] = df["run_id"].map(lambda i, c=col: info[i][c])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    {"csv": lambda: df.to_csv(output, index=False), "parquet": lambda: df.to_parquet(output, index=False),
+     "json": lambda: df.to_json(output, orient="records")}[fmt]()
+    stdout.print(f"wrote {len(df)} rows from {len(records)} runs to {output}")
+
+
+def worker(
+    gpus: Annotated[str | None, typer.Option(help="GPU indices, one worker each, e.g. 0,1")] = None,
+    queues: Annotated[str | None, typer.Option(help="queues to consume (default: gpu with GPUs, else cpu,gpu)")] = None,
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Start Celery workers: one per GPU, or one CPU worker (which then also takes GPU-queue runs)."""
+    open_db(create=True)
+    if gpus is None and os.environ.get("CUDA_VISIBLE_DEVICES") is None:
+        import torch
+
+        gpus = ",".join(str(i) for i in range(torch.cuda.device_count())) or None
+    if gpus and "," in gpus:  # several GPUs: one child process each, pinned by CUDA_VISIBLE_DEVICES
+        procs = [subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--gpus", g, "--loglevel", loglevel],
+                                  env={**os.environ, "CUDA_VISIBLE_DEVICES": g}) for g in gpus.split(",")]
+        try:
+            sys.exit(max(p.wait() for p in procs))
+        except KeyboardInterrupt:
+            for p in procs:
+                p.terminate()
+            return
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
+    queue_list = queues or ("gpu" if gpus else "cpu,gpu")
+    name = f"skipweb-{'gpu' + gpus if gpus else 'cpu'}-{os.getpid()}@%h"
+    from workers.celery_app import app
+
+    app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={queue_list}",
+                     f"--loglevel={loglevel}", f"--hostname={name}", "--without-gossip", "--without-mingle"])
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{text!r} is not a valid {what}") from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+    app.command()(cancel)
+    app.command()(export)
+    app.command()(worker)
+    db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db_app.command("upgrade")(db_upgrade)
+    app.add_typer(db_app, name="db")

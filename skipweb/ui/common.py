@@ -1,0 +1,234 @@
+"""Shared helpers of the dashboard pages: the cached engine, cached queries, query params and sign-in.
+
+Sign-in has three modes, picked from the configuration:
+
+* embedded (default, nothing configured): everyone may launch, cancel and delete;
+* Streamlit's built-in OIDC, when ``.streamlit/secrets.toml`` has an ``[auth]`` section (``st.login``);
+* a password file (``SKIPWEB_AUTH_FILE``, lines ``user:bcrypt_hash``) with a sign-in form in the sidebar.
+
+In the team modes, viewers read everything; launching, cancelling and deleting need a signed-in user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bcrypt
+import streamlit as st
+
+from db.session import get_engine
+from skipweb.settings import get_settings
+
+USER_KEY = "skipweb_user"
+PAGES: dict = {}  # url name -> st.Page, filled by app.py, for st.page_link between callable pages
+
+
+def link(page: str, label: str, **params) -> None:
+    """A link to another page (``page``: launch, runs, compare, run, present) with query params."""
+    qp = {k: str(v) for k, v in params.items() if v is not None}
+    target = PAGES.get(page)
+    if target is not None:
+        try:
+            st.page_link(target, label=label, query_params=qp or None)
+            return
+        except Exception:  # not routed (a page function called outside app.py, e.g. in a test)
+            pass
+    query = "&".join(f"{k}={v}" for k, v in qp.items())
+    st.markdown(f"[{escape_md(label)}](./{page}{'?' + query if query else ''})")
+
+
+def escape_md(text: str) -> str:
+    """User text shown inside markdown: every markdown/HTML character escaped, so it stays text."""
+    return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|~$&" else c for c in str(text))
+
+
+# ---- database --------------------------------------------------------------------------------------
+def db_url() -> str:
+    return get_settings().db_url
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str):
+    return get_engine(url)
+
+
+def engine():
+    """The shared SQLAlchemy engine for the settings' database (one per URL, per server process)."""
+    return _engine(db_url())
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def _runs(url: str, experiment_id, status, family, tag, run_ids, limit):
+    from db.run_queries import list_runs
+
+    return list_runs(_engine(url), experiment_id, status, family, tag, run_ids, limit)
+
+
+def cached_runs(experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500):
+    """list_runs, cached for a few seconds (records are plain, picklable dataclasses)."""
+    status = tuple(status) if isinstance(status, list | tuple | set) else status
+    run_ids = tuple(run_ids) if run_ids is not None else None
+    return _runs(db_url(), experiment_id, status, family, tag, run_ids, limit)
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def _experiments(url: str, tag):
+    from db.experiments import list_experiments
+
+    return list_experiments(_engine(url), tag)
+
+
+def cached_experiments(tag=None):
+    return _experiments(db_url(), tag)
+
+
+def clear_caches() -> None:
+    """After a write (launch, cancel, delete): drop cached query results so the next read is fresh."""
+    _runs.clear()
+    _experiments.clear()
+
+
+# ---- query params ----------------------------------------------------------------------------------
+def int_param(name: str, *, what: str = "id") -> int | None:
+    """``?name=`` as an int; None when absent. A malformed value shows a clear error and returns None."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        st.error(f"?{name}={raw!r} is not a valid {what}: it must be a whole number, e.g. ?{name}=12")
+        return None
+    if value < 0:
+        st.error(f"?{name}={value} is not a valid {what}: it must not be negative")
+        return None
+    return value
+
+
+def str_param(name: str) -> str | None:
+    raw = st.query_params.get(name)
+    return raw or None
+
+
+# ---- auth ------------------------------------------------------------------------------------------
+def hash_password(password: str) -> str:
+    """A bcrypt hash for a password-file line ``user:<hash>``."""
+    if not password:
+        raise ValueError("empty password")
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+
+def read_password_file(path: Path) -> dict[str, str]:
+    """user -> bcrypt hash, from lines ``user:hash`` (blank lines and ``#`` comments ignored)."""
+    users: dict[str, str] = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        user, _, hashed = line.partition(":")
+        users[user.strip()] = hashed.strip()
+    return users
+
+
+def check_password(path: Path, user: str, password: str) -> bool:
+    hashed = read_password_file(path).get(user)
+    if not hashed or not password:
+        return False
+    try:
+        return bcrypt.checkpw(password.encode(), hashed.encode())
+    except ValueError:  # a malformed hash in the file
+        return False
+
+
+def oidc_configured() -> bool:
+    """True when secrets.toml has an [auth] section (Streamlit's built-in OIDC sign-in)."""
+    try:
+        return bool(st.secrets.get("auth"))
+    except Exception:  # no secrets file at all
+        return False
+
+
+def auth_mode() -> str:
+    """'oidc', 'password' or 'open' (embedded default: no sign-in configured)."""
+    if oidc_configured():
+        return "oidc"
+    if get_settings().auth_file:
+        return "password"
+    return "open"
+
+
+def current_user() -> str | None:
+    """The signed-in user's name, or None (always None in open mode)."""
+    mode = auth_mode()
+    if mode == "oidc":
+        if not st.user.is_logged_in:
+            return None
+        return str(st.user.get("email") or st.user.get("name") or "user")
+    if mode == "password":
+        return st.session_state.get(USER_KEY)
+    return None
+
+
+def can_write() -> bool:
+    """May this session launch, cancel or delete? Everyone in open mode; signed-in users otherwise."""
+    return auth_mode() == "open" or current_user() is not None
+
+
+def sidebar_auth() -> None:
+    """The sign-in widget in the sidebar (nothing in open mode)."""
+    mode = auth_mode()
+    if mode == "open":
+        return
+    with st.sidebar:
+        user = current_user()
+        if user:
+            st.caption("Signed in as")
+            st.text(user)
+            if st.button("Sign out", key="auth_sign_out"):
+                if mode == "oidc":
+                    st.logout()
+                else:
+                    st.session_state.pop(USER_KEY, None)
+                    st.rerun()
+            return
+        if mode == "oidc":
+            st.caption("Viewing only: sign in to launch, cancel or delete.")
+            if st.button("Sign in", key="auth_sign_in"):
+                st.login()
+            return
+        path = Path(get_settings().auth_file)
+        with st.form("sign_in"):
+            st.caption("Viewing only: sign in to launch, cancel or delete.")
+            name = st.text_input("User", key="auth_user")
+            password = st.text_input("Password", type="password", key="auth_password")
+            if st.form_submit_button("Sign in"):
+                if not path.is_file():
+                    st.error(f"password file {path} does not exist")
+                elif check_password(path, name.strip(), password):
+                    st.session_state[USER_KEY] = name.strip()
+                    st.rerun()
+                else:
+                    st.error("wrong user or password")
+
+
+def write_denied_note() -> None:
+    st.info("Sign in (sidebar) to launch, cancel or delete runs; viewers can read everything.")
+
+
+# ---- formatting ------------------------------------------------------------------------------------
+def fmt_count(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None or s != s or s < 0:
+        return ""
+    s = int(s)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")

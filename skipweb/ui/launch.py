@@ -1,0 +1,370 @@
+"""Launch page: choose families, depths, options, data and recipe; see the grid; submit it.
+
+The grid is validated by the same ``skipweb.launch.plan`` as the CLI before anything is written; an
+invalid choice shows its one-line SpecError and queues nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+import streamlit as st
+
+from skipweb.data import get_dataset_info, list_datasets
+from skipweb.launch import plan, split_list, submit
+from skipweb.models import get_info, list_models
+from skipweb.spec import RunSpec, SpecError
+from skipweb.ui.common import (
+    can_write,
+    cached_experiments,
+    clear_caches,
+    current_user,
+    engine,
+    fmt_count,
+    link,
+    write_denied_note,
+)
+
+K = "launch_"  # session-state prefix of this page's widgets
+DEPTH_LIMIT = 200
+BASE_DEFAULTS = {
+    "epochs": 10,
+    "batch_size": 128,
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "schedule": "multistep",
+    "seeds": "0",
+    "probe_every": 10,
+    "queue": "cpu",
+    "title": "",
+    "tags": "",
+    "description": "",
+}
+
+# One click each: fills the form. ``options`` values are lists: the grid runs every combination.
+PRESETS: dict[str, dict] = {
+    "Degradation": {
+        "help": "plain-20/56 vs resnet-20/56 on digits: deeper plain nets train worse; residual ones don't.",
+        "families": {"plain": [20, 56], "resnet": [20, 56]},
+        "dataset": "digits",
+        "epochs": 10,
+        "title": "Degradation: plain vs resnet, 20 and 56 layers",
+    },
+    "Gradient regimes": {
+        "help": "plain vs resnet at depth 56, with BatchNorm vs without (norm=none, init=small).",
+        "families": {"plain": [56], "resnet": [56]},
+        "options": {"norm": ["batch", "none"], "init": ["small"]},
+        "dataset": "digits",
+        "epochs": 5,
+        "title": "Gradient regimes: BN vs norm=none + small init at depth 56",
+    },
+    "ResNet vs DenseNet": {
+        "help": "resnet-56 (0.85M params) vs densenet-40 (k=12, 1.0M): similar size, different skips.",
+        "families": {"resnet": [56], "densenet": [40]},
+        "dataset": "shapes-cls",
+        "epochs": 10,
+        "title": "ResNet vs DenseNet at similar parameter counts",
+    },
+    "U-Net skips": {
+        "help": "U-Net depth 3 on shapes with concat vs add vs no long skips.",
+        "families": {"unet": [3]},
+        "options": {"skip": ["concat", "add", "none"], "width": [16]},
+        "dataset": "shapes",
+        "epochs": 10,
+        "lr": 0.05,
+        "title": "U-Net: concat vs add vs no skips",
+    },
+    "Highway vs ResNet": {
+        "help": "gated (highway) vs identity (resnet) shortcuts at depth 20 and 56.",
+        "families": {"highway": [20, 56], "resnet": [20, 56]},
+        "dataset": "digits",
+        "epochs": 10,
+        "title": "Highway vs ResNet",
+    },
+    "MLP residual": {
+        "help": "deep MLPs with and without residual blocks (no_skip=True is the plain twin).",
+        "families": {"mlp": [8, 32]},
+        "options": {"no_skip": [False, True]},
+        "dataset": "digits",
+        "epochs": 10,
+        "lr": 0.05,
+        "title": "MLP with and without residual blocks",
+    },
+}
+DEMO = {
+    "families": {"plain": [20], "resnet": [20]},
+    "dataset": "digits",
+    "epochs": 3,
+    "title": "Demo: plain-20 vs resnet-20 on digits",
+}
+
+
+def _reset_form() -> None:
+    for key in [k for k in st.session_state if str(k).startswith(K)]:
+        del st.session_state[key]
+
+
+def apply_preset(preset: dict) -> None:
+    """Fill the form's session state from a preset (a button callback: runs before the widgets)."""
+    _reset_form()
+    st.session_state[K + "families"] = list(preset["families"])
+    for fam, depths in preset["families"].items():
+        st.session_state[K + f"depths_{fam}"] = list(depths)
+    for name, values in preset.get("options", {}).items():
+        st.session_state[K + f"opt_{name}"] = list(values)
+    st.session_state[K + "dataset"] = preset["dataset"]
+    for key in BASE_DEFAULTS:
+        if key in preset:
+            st.session_state[K + key] = preset[key]
+
+
+# ---- grid ------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=512)
+def model_facts(family: str, depth: int, dataset: str, options: tuple) -> dict:
+    """Parameters and FLOPs of one configuration on one dataset (cached: building a model takes time)."""
+    from skipweb.describe import describe
+
+    d = get_dataset_info(dataset)
+    info = describe(
+        family,
+        depth,
+        num_classes=d.num_classes,
+        in_channels=d.in_channels,
+        image_size=d.image_size,
+        **dict(options),
+    )
+    return {"params": info["params"], "flops": info["flops"], "skip_layers": info["skip_layers"]}
+
+
+def build_grid(
+    depths: dict[str, list[int]], options: dict[str, list], seeds: list[int], base: dict
+) -> list[RunSpec]:
+    """Every family × its depths × seeds × option combination, validated by ``plan``; duplicates (an
+    option the family does not declare) are dropped. Raises SpecError (one line)."""
+    if not depths:
+        raise SpecError("choose at least one model family")
+    specs: dict[str, RunSpec] = {}
+    for family, fam_depths in depths.items():
+        if not fam_depths:
+            raise SpecError(f"choose at least one depth for {family}")
+        declared = get_info(family).options
+        mine = {k: v for k, v in options.items() if k in declared and v}
+        names = list(mine)
+        for combo in itertools.product(*(mine[n] for n in names)) if names else [()]:
+            for spec in plan([family], fam_depths, seeds, base, dict(zip(names, combo, strict=True))):
+                specs.setdefault(spec.config_hash(), spec)
+    return list(specs.values())
+
+
+# ---- page ------------------------------------------------------------------------------------------
+def page() -> None:
+    st.title("Launch")
+    for key, value in BASE_DEFAULTS.items():
+        st.session_state.setdefault(K + key, value)
+    writable = can_write()
+    if not writable:
+        write_denied_note()
+
+    if not cached_experiments():
+        demo_box(writable)
+
+    st.subheader("Presets")
+    cols = st.columns(len(PRESETS))
+    for col, (name, preset) in zip(cols, PRESETS.items(), strict=True):
+        col.button(
+            name,
+            key=f"preset_{name}",
+            help=preset["help"],
+            on_click=apply_preset,
+            args=(preset,),
+            use_container_width=True,
+        )
+
+    st.subheader("Models")
+    families = st.multiselect(
+        "Families", list_models(), key=K + "families", help="in registry order; one column of the grid each"
+    )
+    infos = {f: get_info(f) for f in families}
+    tasks = {i.task for i in infos.values()}
+
+    # options declared by the chosen families, in first-seen order; empty = each family's default
+    declared: dict[str, list] = {}
+    for info in infos.values():
+        for name, allowed in info.options.items():
+            declared.setdefault(name, [])
+            declared[name] += [a for a in allowed if a not in declared[name]]
+    options: dict[str, list] = {}
+    if declared:
+        st.caption("Options (leave empty for each family's default; several values run every combination)")
+        ocols = st.columns(min(4, len(declared)))
+        for i, (name, allowed) in enumerate(declared.items()):
+            owners = ", ".join(f for f, inf in infos.items() if name in inf.options)
+            defaults = {str(inf.defaults.get(name)) for inf in infos.values() if name in inf.options}
+            options[name] = ocols[i % len(ocols)].multiselect(
+                name,
+                allowed,
+                key=K + f"opt_{name}",
+                help=f"declared by {owners}; default {', '.join(sorted(defaults))}",
+            )
+
+    depths: dict[str, list[int]] = {}
+    if families:
+        dcols = st.columns(len(families))
+        for col, fam in zip(dcols, families, strict=True):
+            info = infos[fam]
+            first = {k: v[0] for k, v in options.items() if v and k in info.options}
+            choices = sorted(set(info.valid_depths(first, DEPTH_LIMIT)) | set(info.example_depths))
+            key = K + f"depths_{fam}"
+            if key in st.session_state:  # keep a preset's choice only where it is offered
+                st.session_state[key] = [d for d in st.session_state[key] if d in choices]
+            depths[fam] = col.multiselect(
+                f"{fam} depths", choices, key=key, help=f"{info.depth_rule}; examples {info.example_depths}"
+            )
+
+    st.subheader("Data and recipe")
+    datasets = [d for d in list_datasets() if not tasks or get_dataset_info(d).task in tasks]
+    c1, c2, c3, c4 = st.columns(4)
+    dataset = c1.selectbox(
+        "Dataset", datasets, key=K + "dataset", format_func=lambda d: f"{d} ({get_dataset_info(d).task})"
+    )
+    if dataset:
+        c1.caption(get_dataset_info(dataset).summary)
+    epochs = c2.number_input("Epochs", 1, 10_000, key=K + "epochs")
+    batch_size = c3.number_input("Batch size", 1, 65_536, key=K + "batch_size")
+    optimizer = c4.selectbox("Optimizer", ["sgd", "adamw"], key=K + "optimizer")
+    lr = c1.number_input("Learning rate", 1e-6, 10.0, format="%.4g", key=K + "lr")
+    schedule = c2.selectbox("Schedule", ["multistep", "cosine", "onecycle", "constant"], key=K + "schedule")
+    seeds_text = c3.text_input("Seeds", key=K + "seeds", help="comma-separated, e.g. 0,1,2")
+    probe_every = c4.number_input("Probe every N steps", 1, 100_000, key=K + "probe_every")
+    queue = c1.radio("Device queue", ["cpu", "gpu"], key=K + "queue", horizontal=True)
+
+    st.subheader("Experiment")
+    title = st.text_input("Title", key=K + "title", placeholder="what this experiment asks")
+    tags_text = st.text_input("Tags", key=K + "tags", help="comma-separated")
+    description = st.text_area("Description", key=K + "description")
+
+    # ---- validate the grid: nothing is written unless it all validates ----
+    st.subheader("Grid")
+    if len(tasks) > 1:
+        st.error("the chosen families mix classification and segmentation; choose families of one task")
+        return
+    if not families:
+        st.info("Choose one or more model families (or click a preset).")
+        return
+    base = {
+        "dataset": dataset,
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "optimizer": optimizer,
+        "lr": float(lr),
+        "schedule": schedule,
+        "probe_every": int(probe_every),
+        "device": "cpu" if queue == "cpu" else "auto",
+    }
+    try:
+        if not dataset:
+            raise SpecError("choose a dataset")
+        seeds = split_list(seeds_text, int)
+        specs = build_grid(depths, options, seeds, base)
+    except SpecError as e:
+        st.error(str(e).splitlines()[0] if str(e) else "invalid choice")
+        return
+
+    done = succeeded(tuple(s.config_hash() for s in specs))
+    rows = []
+    for s in specs:
+        facts = model_facts(s.family, s.depth, s.dataset, tuple(sorted(s.options.items())))
+        rows.append(
+            {
+                "label": s.label,
+                "seed": s.seed,
+                "params": fmt_count(facts["params"]),
+                "MFLOPs/sample": round(facts["flops"] / 1e6, 2),
+                "skip layers": facts["skip_layers"],
+                "already succeeded": f"run {done[s.config_hash()]}" if s.config_hash() in done else "",
+            }
+        )
+    st.write(f"**{len(specs)} runs** ({len(done)} already succeeded)")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    force = st.checkbox("Run configurations that already succeeded again", key=K + "force", disabled=not done)
+
+    if st.button("Launch", type="primary", disabled=not writable, key=K + "go"):
+        tags = [t.strip() for t in tags_text.split(",") if t.strip()]
+        exp_title = title.strip() or f"{', '.join(families)} on {dataset}"
+        do_submit(specs, title=exp_title, description=description, tags=tags, force=force, queue=queue)
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def _succeeded(url_key: str, hashes: tuple[str, ...]) -> dict[str, int]:
+    from db.run_queries import succeeded_hashes
+
+    return succeeded_hashes(engine(), hashes)
+
+
+def succeeded(hashes: tuple[str, ...]) -> dict[str, int]:
+    return _succeeded(str(engine().url), hashes)
+
+
+@st.cache_resource(show_spinner=False)
+def _celery(data_dir: str, broker_url: str | None):
+    from workers.celery_app import make_app
+
+    from skipweb.settings import Settings
+
+    return make_app(Settings(data_dir=data_dir, broker_url=broker_url))
+
+
+def celery_app():
+    """The Celery app for this process's settings (the embedded broker lives in the data dir)."""
+    from skipweb.settings import get_settings
+
+    s = get_settings()
+    return _celery(str(s.data_dir), s.broker_url)
+
+
+def do_submit(specs, *, title: str, description: str = "", tags=(), force=False, queue="cpu") -> None:
+    if not can_write():
+        st.error("sign in to launch runs")
+        return
+    try:
+        result = submit(
+            specs,
+            title=title,
+            description=description,
+            owner=current_user(),
+            tags=tags,
+            force=force,
+            queue=queue,
+            db=engine(),
+            celery=celery_app(),
+        )
+    except SpecError as e:
+        st.error(str(e).splitlines()[0])
+        return
+    clear_caches()
+    _succeeded.clear()
+    if result.experiment_id is None:
+        st.warning(f"nothing queued: all {len(result.skipped)} configurations already succeeded")
+        return
+    st.success(f"Experiment {result.experiment_id}: queued {len(result.run_ids)} runs.")
+    if result.skipped:
+        st.info(f"skipped {len(result.skipped)} configurations that already succeeded")
+    if result.warning:
+        st.warning(result.warning)
+    c1, c2 = st.columns(2)
+    with c1:
+        link("runs", "Watch them on Runs", exp=result.experiment_id)
+    with c2:
+        link("compare", "Compare them", exp=result.experiment_id)
+
+
+def demo_box(writable: bool) -> None:
+    with st.container(border=True):
+        st.markdown(
+            "**The database is empty.** Start with a small demo: plain-20 vs resnet-20 on the bundled "
+            "digits for 3 epochs (a few minutes on a CPU with one worker: `skipweb worker`)."
+        )
+        if st.button("Run the demo", type="primary", disabled=not writable, key="demo_go"):
+            specs = plan(["plain", "resnet"], [20], [0], {"dataset": "digits", "epochs": 3, "device": "cpu"})
+            do_submit(specs, title=DEMO["title"], description="the one-click demo", tags=["demo"])

@@ -1,0 +1,110 @@
+"""Present page: a read-only, large-font view of one comparison for a talk or a shared screen.
+
+Query parameters: ``exp`` or ``runs`` (which runs), ``charts`` (comma list from CHARTS), ``title`` and
+``notes`` (user text, always rendered as plain text), plus Compare's ``x``, ``smooth``, ``log``, ``fold``,
+``metric``. Only the static CSS below goes through ``unsafe_allow_html``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from skipweb import charts
+from skipweb.ui import compare
+from skipweb.ui import compare_data as data
+
+CHARTS = ("curves", "heatmaps", "depth", "degradation", "params")
+DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")
+MAX_TEXT = 2000
+
+# static, written here; never interpolated with user input
+_CSS = """
+<style>
+.block-container {max-width: 100% !important; padding-top: 1rem; padding-left: 2rem; padding-right: 2rem;}
+.block-container p, .block-container li, .block-container pre {font-size: 1.6rem !important;}
+.block-container h1 {font-size: 3rem !important;}
+header[data-testid="stHeader"] {display: none;}
+section[data-testid="stSidebar"] {display: none;}
+</style>
+"""
+
+
+def escape_markdown(text: str) -> str:
+    """User text shown literally: every Markdown punctuation character is backslash-escaped (Streamlit
+    never renders raw HTML without unsafe_allow_html, which user text never gets)."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text.replace("\n", " "))
+
+
+_MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$")
+
+
+def parse_charts(text: str | None) -> tuple[list[str], str | None]:
+    """The chart names to show, and a message naming the unknown ones (they are skipped)."""
+    if text is None:
+        return list(DEFAULT_CHARTS), None
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in CHARTS]
+    good = [n for n in dict.fromkeys(names) if n in CHARTS]
+    msg = f"Unknown chart(s) {', '.join(map(repr, bad))}; choose from {', '.join(CHARTS)}." if bad else None
+    return good, msg
+
+
+def page() -> None:
+    st.markdown(_CSS, unsafe_allow_html=True)
+    params = {k: st.query_params[k] for k in st.query_params}
+    url = data.db_url()
+    try:
+        sel = compare.resolve(url, params)
+    except Exception as e:  # unreachable / unmigrated database
+        st.error(f"Cannot read the database ({type(e).__name__}): {str(e).splitlines()[0]}")
+        return
+    title = params.get("title", "")[:MAX_TEXT]
+    st.title(escape_markdown(title) or "skipweb", anchor=False)
+    notes = params.get("notes", "")[:MAX_TEXT]
+    if notes:
+        st.text(notes)
+    for msg in sel.errors:
+        st.error(msg)
+    for msg in sel.warnings:
+        st.warning(msg)
+    names, msg = parse_charts(params.get("charts"))
+    if msg:
+        st.warning(msg)
+    if "exp" not in params and "runs" not in params:
+        st.info("Nothing to present: add `exp=<experiment id>` or `runs=<id,id,...>` to the link (Compare builds it).")
+        return
+    if not sel.runs:
+        st.info("No runs to show for this link.")
+        return
+    keys = data.metric_keys(url, data.ids([r.id for r in sel.runs]))
+    for name in names:
+        _chart(name, url, sel, keys)
+
+
+def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None:
+    runs = sel.runs
+    if name == "curves":
+        key = sel.metric if sel.metric in keys else (compare.DEFAULT_METRIC if compare.DEFAULT_METRIC in keys else None)
+        if key is None:
+            st.info("No metrics logged yet.")
+            return
+        fig = compare.curve_figure(url, runs, key, sel.x, sel.smooth, sel.log, sel.fold)
+    elif name in ("heatmaps", "depth"):
+        grads, layers = compare.grad_data(url, runs)
+        if not grads:
+            st.info("No gradient probes recorded yet.")
+            return
+        if name == "heatmaps":
+            fig = charts.grad_heatmaps(grads, layers)
+        else:
+            last = max(int(s[-1]) for s, _ in grads.values())
+            fig = charts.grad_vs_depth(grads, last, colors=charts.color_map(grads))
+    else:
+        latest = data.latest_values(url, data.ids([r.id for r in runs]))
+        rows = compare.final_rows(runs, latest, compare.DEFAULT_METRIC)
+        if not rows:
+            st.info("No run has a final test error yet.")
+            return
+        fig = charts.final_error_vs_depth(rows) if name == "degradation" else charts.error_vs_params(rows)
+    fig.update_layout(font={"size": 20}, height=650)
+    st.plotly_chart(fig, key=f"present-{name}")

@@ -1,0 +1,262 @@
+"""Runs page: experiments and their runs, live while anything is queued or running; cancel, retry, delete.
+
+Filters come from the query string too (``?exp=3&family=resnet&status=failed&tag=demo``) so a link
+reproduces the view. The table refreshes itself every 2 s only while some run is still active.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from db.errors import RunNotFound, RunStateError
+from db.records import RUN_STATUSES
+from skipweb.models import list_models
+from skipweb.ui.common import (
+    can_write,
+    cached_experiments,
+    cached_runs,
+    clear_caches,
+    engine,
+    fmt_seconds,
+    int_param,
+    link,
+    str_param,
+    write_denied_note,
+)
+
+ACTIVE = ("queued", "running")
+ERROR_KEYS = ("test/error", "test_error", "val/error", "test/miou_error")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _naive(t: datetime | None) -> datetime | None:
+    return None if t is None else (t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t)
+
+
+def latest_error(latest: dict[str, float]) -> float | None:
+    """The run's newest test error: the first error-like key it logged."""
+    for key in ERROR_KEYS:
+        if key in latest:
+            return latest[key]
+    for key, value in sorted(latest.items()):
+        if key.startswith("test") and "err" in key:
+            return value
+    return None
+
+
+def run_rows(runs) -> pd.DataFrame:
+    """One row per run: status, progress, epoch, latest test error, worker, device, elapsed and ETA."""
+    now = _now()
+    rows = []
+    for r in runs:
+        started, finished = _naive(r.started_at), _naive(r.finished_at)
+        elapsed = ((finished or now) - started).total_seconds() if started else None
+        progress = (r.steps_done / r.total_steps) if r.total_steps else 0.0
+        eta = None
+        if r.status == "running" and elapsed and r.steps_done and r.total_steps:
+            eta = elapsed / r.steps_done * max(r.total_steps - r.steps_done, 0)
+        err = latest_error(r.latest)
+        rows.append(
+            {
+                "id": r.id,
+                "exp": r.experiment_id,
+                "label": r.label,
+                "seed": r.seed,
+                "dataset": r.dataset,
+                "status": r.status + (" (cancel requested)" if r.cancel_requested and r.status == "running" else ""),
+                "progress": min(max(progress, 0.0), 1.0),
+                "epoch": r.epochs_done,
+                "test error": err,
+                "worker": r.worker_host or "",
+                "device": r.device or "",
+                "elapsed": fmt_seconds(elapsed),
+                "ETA": fmt_seconds(eta),
+                "reason": r.reason or "",
+                "detail": f"./run?run={r.id}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+COLUMNS = {
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    "test error": st.column_config.NumberColumn("test error", format="%.4f"),
+    "detail": st.column_config.LinkColumn("detail", display_text="open"),
+    "id": st.column_config.NumberColumn("id", format="%d"),
+    "exp": st.column_config.NumberColumn("exp", format="%d"),
+}
+
+
+def page() -> None:
+    st.title("Runs")
+    exps = cached_experiments()
+    exp_id = int_param("exp", what="experiment id")
+    qp_family, qp_status, qp_tag = str_param("family"), str_param("status"), str_param("tag")
+
+    by_id = {e.id: e for e in exps}
+    if exp_id is not None and exp_id not in by_id:
+        st.warning(f"experiment {exp_id} does not exist (deleted?); showing all experiments")
+        exp_id = None
+    for name, value, valid in (("family", qp_family, list_models()), ("status", qp_status, RUN_STATUSES)):
+        if value is not None and value not in valid:
+            st.warning(f"?{name}={value!r} is not one of: {', '.join(valid)}; filter ignored")
+    tags = sorted({t for e in exps for t in e.tags})
+
+    c1, c2, c3, c4 = st.columns(4)
+    exp_choice = c1.selectbox(
+        "Experiment",
+        [None, *by_id],
+        index=([None, *by_id].index(exp_id) if exp_id in by_id else 0),
+        format_func=lambda i: "all" if i is None else f"{i}: {by_id[i].title}",
+        key="runs_exp",
+    )
+    families = [None, *list_models()]
+    family = c2.selectbox(
+        "Family", families, index=families.index(qp_family) if qp_family in families else 0,
+        format_func=lambda f: f or "all", key="runs_family",
+    )
+    statuses = [None, *RUN_STATUSES]
+    status = c3.selectbox(
+        "Status", statuses, index=statuses.index(qp_status) if qp_status in statuses else 0,
+        format_func=lambda s: s or "all", key="runs_status",
+    )
+    tag_opts = [None, *tags] if qp_tag in tags or qp_tag is None else [None, qp_tag, *tags]
+    tag = c4.selectbox(
+        "Tag", tag_opts, index=tag_opts.index(qp_tag) if qp_tag in tag_opts else 0,
+        format_func=lambda t: t or "all", key="runs_tag",
+    )
+    _sync_params(exp=exp_choice, family=family, status=status, tag=tag)
+
+    if not exps:
+        st.info("No experiments yet.")
+        link("launch", "Launch one")
+        return
+
+    if exp_choice is not None:
+        experiment_header(by_id[exp_choice])
+
+    active = any(e.counts.get(s) for e in exps for s in ACTIVE)
+    live_table(exp_choice, family, status, tag, run_every="2s" if active else None)
+    if can_write():
+        actions(exp_choice)
+    else:
+        write_denied_note()
+
+    st.subheader("Experiments")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "id": e.id,
+                    "title": e.title,
+                    "owner": e.owner or "",
+                    "tags": ", ".join(e.tags),
+                    "created": e.created_at,
+                    **{s: e.counts.get(s, 0) for s in RUN_STATUSES},
+                    "compare": f"./compare?exp={e.id}",
+                    "runs": f"./runs?exp={e.id}",
+                }
+                for e in exps
+            ]
+        ),
+        hide_index=True,
+        column_config={
+            "compare": st.column_config.LinkColumn("compare", display_text="compare"),
+            "runs": st.column_config.LinkColumn("runs", display_text="runs"),
+        },
+    )
+
+
+def _sync_params(**values) -> None:
+    """Keep the query string equal to the filters, so the URL reproduces the view."""
+    for key, value in values.items():
+        if value is None:
+            if key in st.query_params:
+                del st.query_params[key]
+        elif st.query_params.get(key) != str(value):
+            st.query_params[key] = str(value)
+
+
+def experiment_header(exp) -> None:
+    st.subheader(f"Experiment {exp.id}")
+    st.text(exp.title)  # user text: shown as text, never as markup
+    if exp.description:
+        st.text(exp.description)
+    meta = [f"owner: {exp.owner}" if exp.owner else "", f"tags: {', '.join(exp.tags)}" if exp.tags else ""]
+    if any(meta):
+        st.caption(" · ".join(m for m in meta if m).replace("*", "\\*").replace("_", "\\_"))
+    c1, c2 = st.columns(2)
+    with c1:
+        link("compare", "Compare this experiment", exp=exp.id)
+    with c2:
+        link("present", "Present it", exp=exp.id)
+
+
+def live_table(exp_id, family, status, tag, run_every) -> None:
+    @st.fragment(run_every=run_every)
+    def table() -> None:
+        runs = cached_runs(experiment_id=exp_id, family=family, status=status, tag=tag)
+        if not runs:
+            st.info("No runs match these filters.")
+            return
+        counts = pd.Series([r.status for r in runs]).value_counts()
+        st.caption(" · ".join(f"{n} {s}" for s, n in counts.items()) + (" · refreshing every 2 s" if run_every else ""))
+        st.dataframe(run_rows(runs), hide_index=True, column_config=COLUMNS)
+        if run_every and not any(r.status in ACTIVE for r in runs) and st.session_state.get("runs_was_active"):
+            st.session_state["runs_was_active"] = False
+            st.rerun()  # everything finished: rerun the page once to stop the timer
+        st.session_state["runs_was_active"] = any(r.status in ACTIVE for r in runs)
+
+    table()
+
+
+def actions(exp_id) -> None:
+    from db import runs as db_runs
+    from db.experiments import delete_experiment
+
+    st.subheader("Actions")
+    c1, c2, c3 = st.columns([1, 2, 2])
+    run_id = c1.number_input("Run id", min_value=1, step=1, value=None, key="runs_action_id")
+    with c2:
+        b1, b2 = st.columns(2)
+        if b1.button("Cancel", disabled=run_id is None, key="runs_cancel"):
+            _do(lambda: f"run {run_id}: {db_runs.request_cancel(engine(), int(run_id))}")
+        if b2.button("Retry", disabled=run_id is None, key="runs_retry"):
+            _do(lambda: f"run {run_id} queued again as run {_retry(int(run_id))}")
+        link("run", "Open run detail", run=run_id)
+    with c3:
+        confirm = st.checkbox("Yes, delete it with its metrics", key="runs_confirm_delete")
+        d1, d2 = st.columns(2)
+        if d1.button("Delete run", disabled=run_id is None or not confirm, key="runs_delete"):
+            _do(lambda: (db_runs.delete_run(engine(), int(run_id)), f"run {run_id} deleted")[1])
+        if d2.button("Delete experiment", disabled=exp_id is None or not confirm, key="runs_delete_exp"):
+            _do(lambda: (delete_experiment(engine(), int(exp_id)), f"experiment {exp_id} deleted")[1])
+
+
+def _retry(run_id: int) -> int:
+    from db import runs as db_runs
+    from skipweb.ui.launch import celery_app
+
+    new_id = db_runs.retry(engine(), run_id)
+    try:
+        from workers.celery_app import enqueue
+
+        queue = "cpu" if db_runs.get_run(engine(), new_id).spec.get("device") == "cpu" else "gpu"
+        enqueue([new_id], queue=queue, celery=celery_app())
+    except Exception as exc:  # the broker is down: the row stays queued; the workers' sweep sends it
+        st.warning(f"broker unreachable ({type(exc).__name__}); run {new_id} stays queued until a worker sweeps")
+    return new_id
+
+
+def _do(action) -> None:
+    try:
+        st.success(action())
+    except (RunNotFound, RunStateError) as e:
+        st.error(str(e).splitlines()[0])
+    clear_caches()

@@ -1,0 +1,316 @@
+"""Dashboard pages through Streamlit's AppTest, against a temporary migrated SQLite database.
+
+Each page function runs as a small script (AppTest.from_function) so query params and session state can
+be set; app.py itself is run for the router and the schema check. Submitting uses the embedded
+filesystem broker in the temporary data dir (no server).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 60
+
+
+def _page(name: str) -> None:
+    import importlib
+
+    from skipweb.ui.common import sidebar_auth
+
+    sidebar_auth()
+    importlib.import_module(f"skipweb.ui.{name}").page()
+
+
+def page_test(name: str, **query) -> AppTest:
+    at = AppTest.from_function(_page, args=(name,), default_timeout=TIMEOUT)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every text the page shows, joined (markdown, captions, alerts, texts, titles)."""
+    parts = []
+    for kind in ("markdown", "caption", "error", "warning", "info", "success", "text", "title", "subheader"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """SKIPWEB_* pointing at a temp data dir and a migrated SQLite database; settings cache cleared."""
+    from db import migrate
+    from db.session import dispose_engine
+    from skipweb.settings import get_settings
+
+    url = f"sqlite:///{tmp_path / 'skipweb.db'}"
+    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SKIPWEB_DATABASE_URL", url)
+    monkeypatch.delenv("SKIPWEB_BROKER_URL", raising=False)
+    monkeypatch.delenv("SKIPWEB_AUTH_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env or .streamlit/secrets.toml from the repo
+    get_settings.cache_clear()
+    migrate.upgrade(url)
+    yield url
+    get_settings.cache_clear()
+    dispose_engine(url)
+
+
+def count_runs(url: str) -> int:
+    from db.run_queries import list_runs
+
+    return len(list_runs(url, limit=None))
+
+
+def add(url: str, specs: list[dict], title: str = "exp", tags=()) -> list[int]:
+    from db.experiments import create_experiment
+    from db.runs import add_runs
+    from skipweb.launch import row
+    from skipweb.spec import RunSpec
+
+    exp = create_experiment(url, title, tags=list(tags))
+    return add_runs(url, exp, [row(RunSpec.parse(s)) for s in specs])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """A database with one really trained run (digits resnet-20, 1 epoch) and runs that are running,
+    failed and cancelled. Module-scoped: training once is enough."""
+    from db import migrate
+    from db.runs import claim, finish, request_cancel
+    from db.sink import DbSink
+    from skipweb.spec import RunSpec
+    from skipweb.trainer import Trainer
+
+    tmp = tmp_path_factory.mktemp("ui")
+    url = f"sqlite:///{tmp / 'skipweb.db'}"
+    migrate.upgrade(url)
+    base = {"dataset": "digits", "epochs": 1, "device": "cpu", "batch_size": 64}
+    ids = add(
+        url,
+        [
+            {**base, "family": "resnet", "depth": 20},
+            {**base, "family": "plain", "depth": 20},
+            {**base, "family": "plain", "depth": 8},
+            {**base, "family": "resnet", "depth": 8},
+        ],
+        title="Degradation *bold* <b>x</b>",
+        tags=["t1"],
+    )
+    done, running, failed, cancelled = ids
+    assert claim(url, done, "w1", host="host-a", device="cpu")
+    spec = RunSpec.parse(__import__("db.runs", fromlist=["get_run"]).get_run(url, done).spec_json)
+    Trainer(spec, data_dir=tmp / "datasets", sinks=[DbSink(done, db=url)]).run()
+    assert finish(url, done, "w1", "succeeded")
+    assert claim(url, running, "w2", host="host-b", device="cpu")
+    assert claim(url, failed, "w3", host="host-c", device="cpu")
+    assert finish(url, failed, "w3", "failed", reason="CUDA out of memory (boom)")
+    assert request_cancel(url, cancelled) == "cancelled"
+    return {"url": url, "tmp": tmp, "done": done, "running": running, "failed": failed, "cancelled": cancelled}
+
+
+@pytest.fixture
+def trained_env(trained, monkeypatch: pytest.MonkeyPatch):
+    from skipweb.settings import get_settings
+
+    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(trained["tmp"]))
+    monkeypatch.setenv("SKIPWEB_DATABASE_URL", trained["url"])
+    monkeypatch.delenv("SKIPWEB_AUTH_FILE", raising=False)
+    monkeypatch.chdir(trained["tmp"])
+    get_settings.cache_clear()
+    yield trained
+    get_settings.cache_clear()
+
+
+# ---- router ----------------------------------------------------------------------------------------
+def test_app_routes_to_launch_on_empty_db(env):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any(b.label == "Run the demo" for b in at.button)
+
+
+def test_app_unmigrated_db_shows_one_line_error(tmp_path, monkeypatch):
+    from skipweb.settings import get_settings
+
+    monkeypatch.setenv("SKIPWEB_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    get_settings.cache_clear()
+    assert not at.exception
+    assert len(at.error) == 1 and "skipweb db upgrade" in at.error[0].value
+    assert "\n" not in at.error[0].value
+
+
+# ---- launch ----------------------------------------------------------------------------------------
+def test_empty_db_demo_button_launches(env):
+    at = page_test("launch").run()
+    assert not at.exception
+    demo = at.button(key="demo_go")
+    assert not demo.disabled
+    demo.click().run()
+    assert not at.exception
+    assert "queued 2 runs" in texts(at)
+    from db.run_queries import list_runs
+
+    runs = list_runs(env)
+    assert sorted(r.label for r in runs) == ["plain-20", "resnet-20"]
+    assert all(r.status == "queued" and r.spec["epochs"] == 3 for r in runs)
+    assert any((Path(env.removeprefix("sqlite:///")).parent / "broker" / "queue").iterdir())
+
+
+def test_preset_fills_form_and_shows_grid(env):
+    at = page_test("launch").run()
+    at.button(key="preset_Degradation").click().run()
+    assert not at.exception
+    assert at.multiselect(key="launch_families").value == ["plain", "resnet"]
+    assert at.multiselect(key="launch_depths_resnet").value == [20, 56]
+    body = texts(at)
+    assert "4 runs" in body
+    grid = at.dataframe[0].value
+    assert sorted(grid["label"]) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
+    assert (grid["params"] != "?").all()
+
+
+def test_bad_seeds_show_one_line_error_and_create_nothing(env):
+    at = page_test("launch").run()
+    at.button(key="preset_Degradation").click().run()
+    at.text_input(key="launch_seeds").input("a,b").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "'a' is not a valid int" in at.error[0].value
+    assert not [b for b in at.button if b.key == "launch_go"]
+    assert count_runs(env) == 0
+
+
+def test_invalid_combination_shows_error(env):
+    at = page_test("launch").run()
+    at.button(key="preset_MLP residual").click().run()
+    at.multiselect(key="launch_families").set_value(["plain", "mlp"]).run()
+    at.multiselect(key="launch_depths_plain").set_value([20]).run()
+    at.multiselect(key="launch_opt_width").set_value([128]).run()  # an MLP width, not a plain one
+    assert not at.exception
+    assert len(at.error) == 1 and "width=128 is not valid" in at.error[0].value
+    assert not [b for b in at.button if b.key == "launch_go"]
+    assert count_runs(env) == 0
+
+
+def test_launch_creates_rows_and_skips_succeeded(env):
+    at = page_test("launch").run()
+    at.button(key="preset_U-Net skips").click().run()
+    at.number_input(key="launch_epochs").set_value(1).run()
+    at.text_input(key="launch_title").input("U-Net **skips**").run()
+    at.text_input(key="launch_tags").input("unet, demo").run()
+    assert "3 runs" in texts(at)
+    at.button(key="launch_go").click().run()
+    assert not at.exception
+    assert "queued 3 runs" in texts(at)
+    from db.experiments import list_experiments
+    from db.run_queries import list_runs
+
+    (exp,) = list_experiments(env)
+    assert exp.title == "U-Net **skips**" and exp.tags == ["unet", "demo"]
+    runs = list_runs(env)
+    assert sorted(r.spec["options"]["skip"] for r in runs) == ["add", "concat", "none"]
+
+
+# ---- runs ------------------------------------------------------------------------------------------
+def test_runs_table_shows_statuses_and_progress(trained_env):
+    at = page_test("runs").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    by_id = table.set_index("id")
+    assert by_id.loc[trained_env["done"], "status"] == "succeeded"
+    assert by_id.loc[trained_env["done"], "progress"] == pytest.approx(1.0)
+    assert by_id.loc[trained_env["done"], "test error"] == by_id.loc[trained_env["done"], "test error"]  # a number
+    assert by_id.loc[trained_env["running"], "status"] == "running"
+    assert by_id.loc[trained_env["running"], "worker"] == "host-b"
+    assert by_id.loc[trained_env["failed"], "reason"].startswith("CUDA out of memory")
+    assert by_id.loc[trained_env["cancelled"], "status"] == "cancelled"
+    assert "refreshing every 2 s" in texts(at)  # a run is active
+
+
+def test_runs_filters_from_query_params(trained_env):
+    at = page_test("runs", status="failed").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [trained_env["failed"]]
+    at = page_test("runs", exp="abc").run()
+    assert not at.exception
+    assert any("not a valid experiment id" in e.value for e in at.error)
+    at = page_test("runs", exp="9999").run()
+    assert not at.exception and any("does not exist" in w.value for w in at.warning)
+
+
+def test_runs_experiment_title_is_text(trained_env):
+    at = page_test("runs", exp="1").run()
+    assert not at.exception
+    assert "Degradation *bold* <b>x</b>" in [t.value for t in at.text]
+
+
+# ---- run detail ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value,message", [("abc", "not a valid run id"), ("99999", "does not exist")])
+def test_run_detail_bad_param(trained_env, value, message):
+    at = page_test("run_detail", run=value).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+
+
+def test_run_detail_of_trained_run(trained_env):
+    at = page_test("run_detail", run=str(trained_env["done"])).run()
+    assert not at.exception
+    assert "Run 1: resnet-20" in texts(at)
+    assert at.json and '"family": "resnet"' in at.json[0].value.replace(" ", " ")
+    metric_keys = set(at.dataframe[1].value["key"])
+    assert metric_keys, "the trained run has metrics"
+    layers = at.dataframe[2].value
+    assert layers["skip"].any() and not layers["skip"].all()
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert "skip" in dot and "layer1.0.conv1" in dot
+
+
+def test_run_detail_failed_reason(trained_env):
+    at = page_test("run_detail", run=str(trained_env["failed"])).run()
+    assert not at.exception
+    assert any("CUDA out of memory (boom)" in e.value for e in at.error)
+
+
+# ---- auth ------------------------------------------------------------------------------------------
+def test_password_file_gates_writes(env, tmp_path, monkeypatch):
+    from skipweb.settings import get_settings
+    from skipweb.ui.common import hash_password
+
+    auth = tmp_path / "users.txt"
+    auth.write_text(f"# team\nalice:{hash_password('s3cret')}\n")
+    monkeypatch.setenv("SKIPWEB_AUTH_FILE", str(auth))
+    get_settings.cache_clear()
+
+    at = page_test("launch").run()
+    assert not at.exception
+    assert at.button(key="demo_go").disabled  # anonymous: viewing only
+    at.button(key="preset_Degradation").click().run()
+    assert at.button(key="launch_go").disabled
+
+    at.text_input(key="auth_user").input("alice")
+    at.text_input(key="auth_password").input("wrong")
+    submit = [b for b in at.sidebar.button if b.label == "Sign in"][0]
+    submit.click().run()
+    assert any("wrong user or password" in e.value for e in at.error)
+
+    at.text_input(key="auth_password").input("s3cret")
+    [b for b in at.sidebar.button if b.label == "Sign in"][0].click().run()
+    assert not at.exception
+    assert "alice" in [t.value for t in at.sidebar.text]
+    assert not at.button(key="launch_go").disabled
+    at.button(key="launch_go").click().run()
+    from db.experiments import list_experiments
+
+    (exp,) = list_experiments(env)
+    assert exp.owner == "alice"
+    assert count_runs(env) == 4

@@ -1,0 +1,75 @@
+"""Recovery sweeps, run by every worker at start and then periodically.
+
+1. Runs whose lease expired (their worker died) go back to the queue and resume from their checkpoint;
+   past ``max_attempts`` they fail with the reason.
+2. Runs that are queued in the database but whose message the broker lost (Redis restarted without
+   persistence, the embedded broker's file fetched by a worker that was then killed) are published
+   again. Duplicates are harmless: a claim is an atomic UPDATE, so a second message is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from db import runs
+from db.session import get_engine
+from skipweb.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def broker_depth(celery, queue: str) -> int | None:
+    """Messages waiting in ``queue`` (None when the broker cannot say)."""
+    try:
+        with celery.connection_for_write() as conn:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except Exception:
+        return None
+
+
+def sweep(celery, settings: Settings | None = None, republish_after: float = 30.0) -> dict:
+    from workers.celery_app import QUEUES, enqueue
+
+    settings = settings or get_settings()
+    engine = get_engine(settings.db_url)
+    requeued, ended = runs.requeue_expired(engine, settings.lease_seconds, settings.max_attempts)
+    republished: list[int] = []
+    if requeued:
+        enqueue(requeued, queue=queue_of(engine, requeued[0]), celery=celery)
+    # Only when every queue is empty can a queued run have lost its message; otherwise wait.
+    if all(broker_depth(celery, q) == 0 for q in QUEUES):
+        cutoff = datetime.now(UTC) - timedelta(seconds=republish_after)
+        for record in runs.list_runs(engine, status="queued", limit=10_000):
+            created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
+            if record.id not in requeued and created < cutoff:
+                republished.append(record.id)
+        for queue in QUEUES:
+            ids = [i for i in republished if queue_of(engine, i) == queue]
+            if ids:
+                enqueue(ids, queue=queue, celery=celery)
+    if requeued or ended or republished:
+        log.info("sweep: requeued %s, ended %s, republished %s", requeued, ended, republished)
+    return {"requeued": requeued, "ended": ended, "republished": republished}
+
+
+def queue_of(engine, run_id: int) -> str:
+    record = runs.get_run(engine, run_id)
+    device = record.spec.get("device", "auto") if record else "auto"
+    return "gpu" if device == "cuda" else "cpu"
+
+
+class Sweeper(threading.Thread):
+    def __init__(self, celery, settings: Settings, every: float):
+        super().__init__(daemon=True, name="sweeper")
+        self.celery, self.settings, self.every = celery, settings, every
+
+    def run(self) -> None:
+        while True:
+            try:
+                sweep(self.celery, self.settings)
+            except Exception:
+                log.exception("sweep failed")
+            time.sleep(self.every)

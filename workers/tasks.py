@@ -1,0 +1,30 @@
+"""Celery tasks. Each takes a run id only and re-reads everything from the database."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_ready
+
+from workers.celery_app import TASK_TRAIN, app
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name=TASK_TRAIN, acks_late=True, ignore_result=True)
+def train_run(run_id: int) -> str:
+    from workers.runner import execute
+
+    outcome = execute(int(run_id))
+    log.info("run %s: %s", run_id, outcome)
+    return outcome
+
+
+@worker_ready.connect
+def _start_sweeper(sender=None, **_) -> None:
+    """At start: recover runs of dead workers and lost messages, then keep sweeping in the background."""
+    from skipweb.settings import get_settings
+    from workers.sweeper import Sweeper
+
+    settings = get_settings()
+    Sweeper(app, settings, every=max(5.0, settings.lease_seconds / 4)).start()
