@@ -1,9 +1,4 @@
 #!/usr/bin/env bash
-# `make run`: a short plain-vs-resnet comparison on offline digits (the dashboard replaces this).
+# `make run`: the embedded stack (SQLite + filesystem broker, one worker, the dashboard on 127.0.0.1:8501).
 set -eu
-SW=.venv/bin/skipweb
-for fam in plain resnet; do
-  for depth in 20 56; do
-    $SW train $fam --depth $depth --dataset digits --epochs 3
-  done
-done
+exec .venv/bin/skipweb up

@@ -25,6 +25,12 @@ X_AXES = ("step", "epoch", "wall", "samples")
 X_TITLES = {"step": "optimizer step", "epoch": "epoch", "wall": "wall time (s)", "samples": "samples seen"}
 MAX_POINTS = 2000
 MAX_HEATMAP_COLS = 300
+SKIP_MARKER = {
+    "symbol": "triangle-right",
+    "size": 6,
+    "color": "white",
+    "line": {"width": 1, "color": "black"},
+}
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
@@ -44,6 +50,11 @@ def series_name(label: str, depth: int) -> str:
     """A run's line in depth plots: its label without the depth, e.g. ``resnet-56 (no_skip=True)`` →
     ``resnet (no_skip=True)``."""
     return label.replace(f"-{depth}", "", 1)
+
+
+def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, top: int = 50) -> go.Figure:
+    margin = {"t": top, "l": 60, "r": 20, "b": 50}
+    return fig.update_layout(title=title, xaxis_title=xtitle, yaxis_title=ytitle, margin=margin)
 
 
 def _faint(color: str, alpha: float) -> str:
@@ -91,7 +102,10 @@ def ema(y: np.ndarray, smoothing: float) -> np.ndarray:
 def fold_seeds(df: pd.DataFrame, x: str = "step") -> pd.DataFrame:
     """Runs of one group aligned on step: columns ``step, x, mean, std, n`` (std over runs, ddof=0)."""
     piv = df.pivot_table(index="step", columns="run_id", values="value", aggfunc="last", dropna=False)
-    xs = df.pivot_table(index="step", columns="run_id", values=x, aggfunc="last").mean(axis=1)
+    if x == "step":
+        xs = pd.Series(piv.index.to_numpy(dtype=np.float64), index=piv.index)
+    else:
+        xs = df.pivot_table(index="step", columns="run_id", values=x, aggfunc="last").mean(axis=1)
     vals = piv.to_numpy(dtype=np.float64)
     n = np.isfinite(vals).sum(axis=1)
     with warnings.catch_warnings():
@@ -147,60 +161,25 @@ def curves(
         color = colors.get(label, PALETTE[0])
         if len(rids) > 1:
             f = fold_seeds(sub, x)
-            xs, ys, std, name = (
-                f["x"].to_numpy(),
-                f["mean"].to_numpy(),
-                f["std"].to_numpy(),
-                f"{label} ({len(rids)} seeds)",
-            )
+            xs, ys, std = f["x"].to_numpy(), f["mean"].to_numpy(), f["std"].to_numpy()
+            name = f"{label} ({len(rids)} seeds)"
         else:
             sub = sub.sort_values("step")
             xs, ys, std, name = sub[x].to_numpy(), sub["value"].to_numpy(), None, label
         sm = ema(ys, smoothing)
         dx, dy, idx = downsample(xs, sm, max_points)
-        if std is not None:
-            lo, hi = sm[idx] - std[idx], sm[idx] + std[idx]
-            fig.add_scatter(
-                x=dx,
-                y=hi,
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=name,
-            )
-            fig.add_scatter(
-                x=dx,
-                y=lo,
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                showlegend=False,
-                fillcolor=_faint(color, 0.2),
-                hoverinfo="skip",
-                legendgroup=name,
-            )
-        if smoothing > 0:
+        quiet = {"mode": "lines", "showlegend": False, "hoverinfo": "skip", "legendgroup": name}
+        if std is not None:  # mean ± std band over seeds
+            fig.add_scatter(x=dx, y=sm[idx] + std[idx], line={"width": 0}, **quiet)
+            fig.add_scatter(x=dx, y=sm[idx] - std[idx], line={"width": 0}, fill="tonexty",
+                            fillcolor=_faint(color, 0.2), **quiet)  # fmt: skip
+        if smoothing > 0:  # the raw curve, faint, behind the smoothed one
             rx, ry, _ = downsample(xs, ys, max_points)
-            fig.add_scatter(
-                x=rx,
-                y=ry,
-                mode="lines",
-                line={"color": _faint(color, 0.25), "width": 1},
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=name,
-            )
+            fig.add_scatter(x=rx, y=ry, line={"color": _faint(color, 0.25), "width": 1}, **quiet)
         fig.add_scatter(
             x=dx, y=dy, mode="lines", name=name, line={"color": color, "width": 2}, legendgroup=name
         )
-    fig.update_layout(
-        title=key,
-        xaxis_title=X_TITLES[x],
-        yaxis_title=key,
-        hovermode="x unified",
-        margin={"t": 50, "l": 60, "r": 20, "b": 50},
-    )
+    _layout(fig, key, X_TITLES[x], key).update_layout(hovermode="x unified")
     if log_y:
         fig.update_yaxes(type="log")
     return fig
@@ -281,12 +260,7 @@ def grad_heatmaps(
                     x=[xs[0]] * len(skip),
                     y=[r.idx for r in skip],
                     mode="markers",
-                    marker={
-                        "symbol": "triangle-right",
-                        "size": 6,
-                        "color": "white",
-                        "line": {"width": 1, "color": "black"},
-                    },
+                    marker=SKIP_MARKER,
                     hovertext=[f"layer {r.idx} {r.name}: skip-bridged" for r in skip],
                     hoverinfo="text",
                     showlegend=False,
@@ -296,17 +270,10 @@ def grad_heatmaps(
             )
         fig.update_xaxes(title_text="step", row=1, col=i)
     fig.update_yaxes(title_text="probe layer (input → output)", row=1, col=1)
-    fig.update_layout(
-        coloraxis={
-            "colorscale": "Viridis",
-            "cmin": zmin,
-            "cmax": zmax,
-            "colorbar": {"title": {"text": f"log10 {stat}"}},
-        },
-        title=f"{stat} per layer over training (▸ = skip-bridged layer)",
-        margin={"t": 70, "l": 60, "r": 20, "b": 50},
-    )
-    return fig
+    bar = {"title": {"text": f"log10 {stat}"}}
+    fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": zmin, "cmax": zmax, "colorbar": bar})
+    title = f"{stat} per layer over training (▸ = skip-bridged layer)"
+    return fig.update_layout(title=title, margin={"t": 70, "l": 60, "r": 20, "b": 50})
 
 
 def nearest_index(steps: np.ndarray, step: int) -> int:
@@ -334,14 +301,8 @@ def grad_vs_depth(
             name=f"{lab} (step {int(steps[i])})",
             line={"color": colors.get(lab, PALETTE[0])},
         )
-    fig.update_layout(
-        title=f"{stat} vs layer at step ≈ {int(step)}",
-        xaxis_title="probe layer (input → output)",
-        yaxis_title=stat,
-        margin={"t": 50, "l": 60, "r": 20, "b": 50},
-    )
-    fig.update_yaxes(type="log")
-    return fig
+    _layout(fig, f"{stat} vs layer at step ≈ {int(step)}", "probe layer (input → output)", stat)
+    return fig.update_yaxes(type="log")
 
 
 # ---- across runs ------------------------------------------------------------------------------------
@@ -354,61 +315,40 @@ def _agg(rows: pd.DataFrame | Sequence[Mapping[str, Any]], by: list[str]) -> pd.
     return g.agg(mean="mean", std=lambda v: float(np.std(v, ddof=0)), n="count").reset_index()
 
 
+def _family_lines(agg: pd.DataFrame, x: str, title: str, xtitle: str, ytitle: str, hover: str) -> go.Figure:
+    fig = go.Figure()
+    colors = color_map(agg["family"])
+    for fam, sub in agg.groupby("family", sort=True):
+        sub = sub.sort_values(x)
+        err = {"type": "data", "array": sub["std"]}
+        text = sub["label"] if "label" in sub else sub["n"]
+        fig.add_scatter(x=sub[x], y=sub["mean"], error_y=err, mode="lines+markers", name=str(fam), text=text,
+                        line={"color": colors[fam]}, hovertemplate=hover)  # fmt: skip
+    return _layout(fig, title, xtitle, ytitle)
+
+
 def final_error_vs_depth(rows, metric: str = "test/error") -> go.Figure:
     """The degradation plot: rows ``family, depth, value`` (one per run); one line per family, x = depth,
     y = mean over seeds with std error bars."""
     agg = _agg(rows, ["family", "depth"])
-    fig = go.Figure()
-    colors = color_map(agg["family"])
-    for fam, sub in agg.groupby("family", sort=True):
-        sub = sub.sort_values("depth")
-        fig.add_scatter(
-            x=sub["depth"],
-            y=sub["mean"],
-            error_y={"type": "data", "array": sub["std"]},
-            mode="lines+markers",
-            name=str(fam),
-            line={"color": colors[fam]},
-            customdata=sub["n"],
-            hovertemplate="depth %{x}<br>%{y:.4f} (n=%{customdata})",
-        )
-    fig.update_layout(
-        title=f"final {metric} vs depth",
-        xaxis_title="depth",
-        yaxis_title=f"final {metric}",
-        margin={"t": 50, "l": 60, "r": 20, "b": 50},
-    )
-    return fig
+    hover = "depth %{x}<br>%{y:.4f} (n=%{text})"
+    return _family_lines(agg, "depth", f"final {metric} vs depth", "depth", f"final {metric}", hover)
 
 
 def error_vs_params(rows, metric: str = "test/error") -> go.Figure:
     """Rows ``label, family, params, value``: mean over seeds per label against parameter count (log x)."""
     df = pd.DataFrame(rows)
-    if not df.empty:
-        df = df.dropna(subset=["params"])
-    agg = _agg(df, ["family", "label", "params"]) if not df.empty else _agg([], ["family", "label", "params"])
-    fig = go.Figure()
-    colors = color_map(agg["family"])
-    for fam, sub in agg.groupby("family", sort=True):
-        sub = sub.sort_values("params")
-        fig.add_scatter(
-            x=sub["params"],
-            y=sub["mean"],
-            error_y={"type": "data", "array": sub["std"]},
-            mode="lines+markers",
-            name=str(fam),
-            text=sub["label"],
-            line={"color": colors[fam]},
-            hovertemplate="%{text}<br>%{x:,} params<br>%{y:.4f}",
-        )
-    fig.update_layout(
-        title=f"final {metric} vs parameters",
-        xaxis_title="parameters (log)",
-        yaxis_title=f"final {metric}",
-        margin={"t": 50, "l": 60, "r": 20, "b": 50},
+    df = df.dropna(subset=["params"]) if not df.empty else df
+    agg = _agg(df, ["family", "label", "params"])
+    hover = "%{text}<br>%{x:,} params<br>%{y:.4f}"
+    fig = _family_lines(
+        agg, "params", f"final {metric} vs parameters", "parameters (log)", f"final {metric}", hover
     )
-    fig.update_xaxes(type="log")
-    return fig
+    return fig.update_xaxes(type="log")
+
+
+SUMMARY_COLUMNS = ["run", "label", "family", "depth", "seed", "status", "params", "FLOPs", "best test error",
+                   "final test error", "final train error", "time (s)", "samples/s"]  # fmt: skip
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float:
@@ -433,36 +373,9 @@ def summary_table(
         secs = _seconds(getattr(r, "started_at", None), getattr(r, "finished_at", None))
         if not np.isfinite(secs):
             secs = float(wall.get(r.id, np.nan))
-        out.append(
-            {
-                "run": r.id,
-                "label": r.label,
-                "family": r.family,
-                "depth": r.depth,
-                "seed": r.seed,
-                "status": r.status,
-                "params": r.params,
-                "FLOPs": r.flops,
-                "best test error": float(best.get(r.id, final)),
-                "final test error": final,
-                "final train error": lt.get("epoch/train_error", lt.get("train/error", np.nan)),
-                "time (s)": secs,
-                "samples/s": float(thr.get(r.id, lt.get("samples_per_s", np.nan))),
-            }
-        )
-    cols = [
-        "run",
-        "label",
-        "family",
-        "depth",
-        "seed",
-        "status",
-        "params",
-        "FLOPs",
-        "best test error",
-        "final test error",
-        "final train error",
-        "time (s)",
-        "samples/s",
-    ]
-    return pd.DataFrame(out, columns=cols)
+        out.append([
+            r.id, r.label, r.family, r.depth, r.seed, r.status, r.params, r.flops,
+            float(best.get(r.id, final)), final, lt.get("epoch/train_error", lt.get("train/error", np.nan)),
+            secs, float(thr.get(r.id, lt.get("samples_per_s", np.nan))),
+        ])  # fmt: skip
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)

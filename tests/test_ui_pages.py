@@ -68,14 +68,14 @@ def count_runs(url: str) -> int:
     return len(list_runs(url, limit=None))
 
 
-def add(url: str, specs: list[dict], title: str = "exp", tags=()) -> list[int]:
+def add(url: str, specs: list[dict], title: str = "exp", tags=(), checkpoint_dir: Path | None = None) -> list[int]:
     from db.experiments import create_experiment
     from db.runs import add_runs
     from skipweb.launch import row
     from skipweb.spec import RunSpec
 
     exp = create_experiment(url, title, tags=list(tags))
-    return add_runs(url, exp, [row(RunSpec.parse(s)) for s in specs])
+    return add_runs(url, exp, [row(RunSpec.parse(s)) for s in specs], checkpoint_dir=checkpoint_dir)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     """A database with one really trained run (digits resnet-20, 1 epoch) and runs that are running,
     failed and cancelled. Module-scoped: training once is enough."""
     from db import migrate
-    from db.runs import claim, finish, request_cancel
+    from db.runs import claim, finish, get_run, request_cancel
     from db.sink import DbSink
     from skipweb.spec import RunSpec
     from skipweb.trainer import Trainer
@@ -104,15 +104,39 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
         tags=["t1"],
     )
     done, running, failed, cancelled = ids
+    (unet,) = add(
+        url,
+        [{**base, "dataset": "shapes", "family": "unet", "depth": 2, "subset": 64, "options": {"width": 8}}],
+        title="unet",
+        checkpoint_dir=tmp / "checkpoints",
+    )
     assert claim(url, done, "w1", host="host-a", device="cpu")
-    spec = RunSpec.parse(__import__("db.runs", fromlist=["get_run"]).get_run(url, done).spec_json)
+    spec = RunSpec.parse(get_run(url, done).spec_json)
     Trainer(spec, data_dir=tmp / "datasets", sinks=[DbSink(done, db=url)]).run()
     assert finish(url, done, "w1", "succeeded")
+    assert claim(url, unet, "w1", host="host-a", device="cpu")
+    unet_run = get_run(url, unet)
+    unet_spec = RunSpec.parse(unet_run.spec_json)
+    Trainer(
+        unet_spec,
+        data_dir=tmp / "datasets",
+        checkpoint_dir=Path(unet_run.checkpoint_path),
+        sinks=[DbSink(unet, db=url)],
+    ).run()
+    assert finish(url, unet, "w1", "succeeded")
     assert claim(url, running, "w2", host="host-b", device="cpu")
     assert claim(url, failed, "w3", host="host-c", device="cpu")
     assert finish(url, failed, "w3", "failed", reason="CUDA out of memory (boom)")
     assert request_cancel(url, cancelled) == "cancelled"
-    return {"url": url, "tmp": tmp, "done": done, "running": running, "failed": failed, "cancelled": cancelled}
+    return {
+        "url": url,
+        "tmp": tmp,
+        "done": done,
+        "running": running,
+        "failed": failed,
+        "cancelled": cancelled,
+        "unet": unet,
+    }
 
 
 @pytest.fixture
@@ -228,7 +252,9 @@ def test_runs_table_shows_statuses_and_progress(trained_env):
     by_id = table.set_index("id")
     assert by_id.loc[trained_env["done"], "status"] == "succeeded"
     assert by_id.loc[trained_env["done"], "progress"] == pytest.approx(1.0)
-    assert by_id.loc[trained_env["done"], "test error"] == by_id.loc[trained_env["done"], "test error"]  # a number
+    assert (
+        by_id.loc[trained_env["done"], "test error"] == by_id.loc[trained_env["done"], "test error"]
+    )  # a number
     assert by_id.loc[trained_env["running"], "status"] == "running"
     assert by_id.loc[trained_env["running"], "worker"] == "host-b"
     assert by_id.loc[trained_env["failed"], "reason"].startswith("CUDA out of memory")
@@ -314,3 +340,14 @@ def test_password_file_gates_writes(env, tmp_path, monkeypatch):
     (exp,) = list_experiments(env)
     assert exp.owner == "alice"
     assert count_runs(env) == 4
+
+
+def test_run_detail_unet_gallery(trained_env):
+    at = page_test("run_detail", run=str(trained_env["unet"])).run()
+    assert not at.exception
+    assert "Predictions" in texts(at)
+    assert not at.warning, [w.value for w in at.warning]
+    images = at.get("image")
+    assert len(images) == 12  # 4 test images x (image, truth, prediction)
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert dot.count("skip\"") >= 1  # the long skips

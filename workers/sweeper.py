@@ -22,11 +22,17 @@ log = logging.getLogger(__name__)
 
 
 def broker_depth(celery, queue: str) -> int | None:
-    """Messages waiting in ``queue`` (None when the broker cannot say)."""
+    """Messages waiting in ``queue`` (None when the broker cannot say).
+
+    A queue the broker does not know holds nothing: Redis deletes an empty list, so a passive declare of
+    a drained (or, after a restart, lost) queue answers NOT_FOUND; that is 0, not "cannot say".
+    """
     try:
         with celery.connection_for_write() as conn:
             return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
-    except Exception:
+    except Exception as exc:
+        if str(getattr(exc, "reply_code", "")) == "404" or "NOT_FOUND" in str(exc):
+            return 0
         return None
 
 
@@ -37,8 +43,10 @@ def sweep(celery, settings: Settings | None = None, republish_after: float = 30.
     engine = get_engine(settings.db_url)
     requeued, ended = runs.requeue_expired(engine, settings.lease_seconds, settings.max_attempts)
     republished: list[int] = []
-    if requeued:
-        enqueue(requeued, queue=queue_of(engine, requeued[0]), celery=celery)
+    for queue in QUEUES:  # each run to its own queue: a GPU run must not land on the CPU queue
+        ids = [i for i in requeued if queue_of(engine, i) == queue]
+        if ids:
+            enqueue(ids, queue=queue, celery=celery)
     # Only when every queue is empty can a queued run have lost its message; otherwise wait.
     if all(broker_depth(celery, q) == 0 for q in QUEUES):
         cutoff = datetime.now(UTC) - timedelta(seconds=republish_after)

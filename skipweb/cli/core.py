@@ -142,7 +142,11 @@ def _train(spec, *, title, tags, as_json) -> None:
     from skipweb.sinks import Recorder
     from workers.runner import execute
 
+    from skipweb.data import load_dataset
+
     settings = open_db(create=True)
+    # Refuse an unavailable dataset (offline, bad subset) before anything is recorded.
+    load_dataset(spec.dataset, data_dir=settings.datasets_dir, seed=spec.seed, subset=spec.subset)
     with session_scope(settings.db_url) as session:
         exp = experiments.create_experiment(session, title or f"cli: {spec.label}", tags=tags or ["cli"],
                                             owner=os.environ.get("USER"))

@@ -91,7 +91,9 @@ def resolve(url: str, params: Mapping[str, str]) -> Selection:
         if x in charts.X_AXES:
             sel.x = x
         else:
-            sel.warnings.append(f"Unknown x-axis {x!r}; choose one of {', '.join(charts.X_AXES)}. Using step.")
+            sel.warnings.append(
+                f"Unknown x-axis {x!r}; choose one of {', '.join(charts.X_AXES)}. Using step."
+            )
     if (sm := params.get("smooth")) is not None:
         try:
             sel.smooth = float(sm)
@@ -117,13 +119,12 @@ def display_labels(runs: Sequence[Any]) -> dict[int, str]:
     return {r.id: r.label if counts[r.label] == 1 else f"{r.label} · seed {r.seed}" for r in runs}
 
 
-def curve_figure(url: str, runs: Sequence[Any], key: str, x: str, smooth: float, log: bool, fold: bool) -> go.Figure:
+def curve_figure(
+    url: str, runs: Sequence[Any], key: str, x: str, smooth: float, log: bool, fold: bool
+) -> go.Figure:
     rids = data.ids([r.id for r in runs])
     df = data.metric_frame(url, rids, (key,))
-    if fold:
-        labels = {r.id: r.label for r in runs}
-    else:
-        labels = display_labels(runs)
+    labels = {r.id: r.label for r in runs} if fold else display_labels(runs)
     return charts.curves(
         df,
         key,
@@ -152,13 +153,17 @@ def final_rows(runs: Sequence[Any], latest: Mapping[int, Mapping[str, float]], m
         value = latest.get(r.id, {}).get(metric)
         if value is not None:
             fam = charts.series_name(r.label, r.depth)
-            rows.append({"family": fam, "depth": r.depth, "label": r.label, "params": r.params, "value": value})
+            rows.append(
+                {"family": fam, "depth": r.depth, "label": r.label, "params": r.params, "value": value}
+            )
     return rows
 
 
 def table(url: str, runs: Sequence[Any]) -> pd.DataFrame:
     rids = data.ids([r.id for r in runs])
-    return charts.summary_table(runs, data.latest_values(url, rids), data.metric_frame(url, rids, ("test/error",)))
+    return charts.summary_table(
+        runs, data.latest_values(url, rids), data.metric_frame(url, rids, ("test/error",))
+    )
 
 
 def download_html(fig: go.Figure, name: str, key: str) -> None:
@@ -203,8 +208,12 @@ def _init_state(sel: Selection, params: dict[str, str]) -> None:
 
 def _write_params(mode: str) -> None:
     ss = st.session_state
-    new = {"x": ss["cmp_x"], "smooth": f"{ss['cmp_smooth']:g}", "log": str(int(ss["cmp_log"])),
-           "fold": str(int(ss["cmp_fold"]))}
+    new = {
+        "x": ss["cmp_x"],
+        "smooth": f"{ss['cmp_smooth']:g}",
+        "log": str(int(ss["cmp_log"])),
+        "fold": str(int(ss["cmp_fold"])),
+    }
     if mode == "experiment" and ss.get("cmp_exp") is not None:
         new["exp"] = str(ss["cmp_exp"])
     elif mode == "runs" and ss.get("cmp_runs"):
@@ -240,8 +249,13 @@ def page() -> None:
         mode = st.radio("Choose", ["experiment", "runs"], key="cmp_mode", horizontal=True)
         if mode == "experiment":
             exp_titles = {e.id: f"#{e.id} {e.title}" for e in exps}
-            st.selectbox("Experiment", list(exp_titles), key="cmp_exp", format_func=exp_titles.get,
-                         placeholder="pick an experiment")
+            st.selectbox(
+                "Experiment",
+                list(exp_titles),
+                key="cmp_exp",
+                format_func=exp_titles.get,
+                placeholder="pick an experiment",
+            )
         else:
             run_names = {r.id: f"#{r.id} {r.label} (seed {r.seed}, {r.status})" for r in everything}
             for rid in st.session_state.get("cmp_runs", []):  # runs older than the list's limit
@@ -258,17 +272,18 @@ def page() -> None:
     else:
         runs = data.runs_by_id(url, data.ids(ss.get("cmp_runs", []))) if ss.get("cmp_runs") else []
     keys = data.metric_keys(url, data.ids([r.id for r in runs])) if runs else []
-    if keys:
-        if ss.get("cmp_metric") not in keys:
-            if ss.get("cmp_metric"):
-                st.warning(f"Metric {ss['cmp_metric']!r} is not logged by these runs; showing another.")
-            ss["cmp_metric"] = DEFAULT_METRIC if DEFAULT_METRIC in keys else keys[0]
+    if keys and ss.get("cmp_metric") not in keys:
+        if ss.get("cmp_metric"):
+            st.warning(f"Metric {ss['cmp_metric']!r} is not logged by these runs; showing another.")
+        ss["cmp_metric"] = DEFAULT_METRIC if DEFAULT_METRIC in keys else keys[0]
     _write_params(mode)
     if not runs:
         st.info("Pick an experiment or some runs in the sidebar.")
         return
     if not keys:
-        st.info(f"{len(runs)} run(s) selected, none has logged metrics yet (queued?). This page refreshes on rerun.")
+        st.info(
+            f"{len(runs)} run(s) selected, none has logged metrics yet (queued?). This page refreshes on rerun."
+        )
         return
     render(url, runs, keys)
 
@@ -278,7 +293,9 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
     st.caption(f"{len(runs)} runs: " + ", ".join(sorted({r.label for r in runs})))
     st.subheader("Curves")
     st.selectbox("Metric", list(keys), key="cmp_metric")
-    fig = curve_figure(url, runs, ss["cmp_metric"], ss["cmp_x"], ss["cmp_smooth"], ss["cmp_log"], ss["cmp_fold"])
+    fig = curve_figure(
+        url, runs, ss["cmp_metric"], ss["cmp_x"], ss["cmp_smooth"], ss["cmp_log"], ss["cmp_fold"]
+    )
     show(fig, "curves", "curves")
 
     st.subheader("Gradient flow")
@@ -313,5 +330,11 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
     st.subheader("Summary")
     df = table(url, runs)
     st.dataframe(df, hide_index=True, key="cmp_table")
-    st.download_button("Download table (CSV)", df.to_csv(index=False), file_name="summary.csv", mime="text/csv",
-                       on_click="ignore", key="dl-csv")
+    st.download_button(
+        "Download table (CSV)",
+        df.to_csv(index=False),
+        file_name="summary.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="dl-csv",
+    )

@@ -57,7 +57,9 @@ def metric_keys(url: str, run_ids: tuple[int, ...]) -> list[str]:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def grad_matrices(url: str, run_ids: tuple[int, ...], stat: str = "grad_norm") -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def grad_matrices(
+    url: str, run_ids: tuple[int, ...], stat: str = "grad_norm"
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return metrics.read_grad(url, list(run_ids), stat=stat)
 
 

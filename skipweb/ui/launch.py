@@ -16,8 +16,8 @@ from skipweb.launch import plan, split_list, submit
 from skipweb.models import get_info, list_models
 from skipweb.spec import RunSpec, SpecError
 from skipweb.ui.common import (
-    can_write,
     cached_experiments,
+    can_write,
     clear_caches,
     current_user,
     engine,
@@ -178,7 +178,7 @@ def page() -> None:
             help=preset["help"],
             on_click=apply_preset,
             args=(preset,),
-            use_container_width=True,
+            width="stretch",
         )
 
     st.subheader("Models")
@@ -308,9 +308,8 @@ def succeeded(hashes: tuple[str, ...]) -> dict[str, int]:
 
 @st.cache_resource(show_spinner=False)
 def _celery(data_dir: str, broker_url: str | None):
-    from workers.celery_app import make_app
-
     from skipweb.settings import Settings
+    from workers.celery_app import make_app
 
     return make_app(Settings(data_dir=data_dir, broker_url=broker_url))
 

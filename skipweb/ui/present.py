@@ -71,7 +71,9 @@ def page() -> None:
     if msg:
         st.warning(msg)
     if "exp" not in params and "runs" not in params:
-        st.info("Nothing to present: add `exp=<experiment id>` or `runs=<id,id,...>` to the link (Compare builds it).")
+        st.info(
+            "Nothing to present: add `exp=<experiment id>` or `runs=<id,id,...>` to the link (Compare builds it)."
+        )
         return
     if not sel.runs:
         st.info("No runs to show for this link.")
@@ -84,7 +86,11 @@ def page() -> None:
 def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None:
     runs = sel.runs
     if name == "curves":
-        key = sel.metric if sel.metric in keys else (compare.DEFAULT_METRIC if compare.DEFAULT_METRIC in keys else None)
+        key = (
+            sel.metric
+            if sel.metric in keys
+            else (compare.DEFAULT_METRIC if compare.DEFAULT_METRIC in keys else None)
+        )
         if key is None:
             st.info("No metrics logged yet.")
             return

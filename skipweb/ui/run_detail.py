@@ -4,6 +4,7 @@ diagram of the network with its skip connections."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -199,14 +200,83 @@ def network_dot(layers) -> str:
     chain = ["in", *(f"n{i}" for i in range(len(layers))), "out"]
     lines += [f"{a} -> {b};" for a, b in zip(chain, chain[1:], strict=False)]
     for src, dst in skip_edges(layers):  # positions in ``chain``
-        lines.append(f'{chain[src]} -> {chain[dst]} [color="#d62728", style=dashed, constraint=false, label="skip"];')
+        lines.append(
+            f'{chain[src]} -> {chain[dst]} [color="#d62728", style=dashed, constraint=false, label="skip"];'
+        )
     lines.append("}")
     return "\n".join(lines)
 
 
+PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
+IGNORE_COLOR = (128, 128, 128)
+
+
+def colorize(mask):
+    """(H, W) class ids -> (H, W, 3) uint8; ignored pixels (255) grey."""
+    import numpy as np
+
+    out = np.zeros((*mask.shape, 3), dtype=np.uint8)
+    for c in np.unique(mask):
+        out[mask == c] = IGNORE_COLOR if c == 255 else PALETTE[int(c) % len(PALETTE)]
+    return out
+
+
+@st.cache_data(show_spinner="Loading the checkpoint and predicting...", max_entries=8)
+def predictions(spec_json: str, checkpoint_dir: str, mtime: float, n: int = 4):
+    """(images, truths, predictions) for the first ``n`` test images, from the run's last checkpoint, on
+    the CPU. ``mtime`` keys the cache to the checkpoint file's version."""
+    import numpy as np
+    import torch
+
+    from skipweb import checkpoint
+    from skipweb.data import load_dataset
+    from skipweb.models import get_model
+    from skipweb.settings import get_settings
+    from skipweb.spec import RunSpec
+
+    spec = RunSpec.parse(spec_json)
+    state = checkpoint.load(Path(checkpoint_dir))
+    data = load_dataset(spec.dataset, data_dir=get_settings().datasets_dir, seed=spec.seed, download=False)
+    info = data.info
+    model = get_model(
+        spec.family,
+        depth=spec.depth,
+        num_classes=info.num_classes,
+        in_channels=info.in_channels,
+        image_size=info.image_size,
+        **spec.options,
+    )
+    model.load_state_dict(state["model"])
+    model.eval()
+    x, y = data.test.x[:n], data.test.y[:n]
+    scale = 255.0 if x.dtype == torch.uint8 else 1.0
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        pred = model((x.float() / scale - mean) / std).argmax(1)
+    images = (x.float() / scale).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images, y.numpy(), pred.numpy(), int(state.get("epoch", 0))
+
+
 def gallery_section(run) -> None:
     st.subheader("Predictions")
-    st.info(
-        "The prediction gallery (image | truth | prediction) needs the run's checkpoint and the model on "
-        f"this machine; it is not drawn here yet. Checkpoint: {run.checkpoint_path or 'none'}"
-    )
+    ckpt = Path(run.checkpoint_path) / "last.pt" if run.checkpoint_path else None
+    if ckpt is None or not ckpt.is_file():
+        st.info(
+            "The prediction gallery (image | truth | prediction) needs the run's checkpoint, which is written "
+            "after each epoch; there is none on this machine yet."
+        )
+        return
+    try:
+        images, truths, preds, epoch = predictions(run.spec_json, run.checkpoint_path, ckpt.stat().st_mtime)
+    except Exception as e:  # a checkpoint from another version, data not on this machine...
+        st.warning(f"could not draw predictions: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return
+    st.caption(f"First {len(images)} test images; checkpoint after epoch {epoch}. Columns: image | truth | prediction.")
+    for i, (img, truth, pred) in enumerate(zip(images, truths, preds, strict=True)):
+        cols = st.columns(3)
+        cols[0].image(img, caption=f"test image {i}", width="stretch", clamp=True)
+        cols[1].image(colorize(truth), caption="truth", width="stretch")
+        cols[2].image(colorize(pred), caption="prediction", width="stretch")

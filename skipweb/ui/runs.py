@@ -15,9 +15,9 @@ from db.errors import RunNotFound, RunStateError
 from db.records import RUN_STATUSES
 from skipweb.models import list_models
 from skipweb.ui.common import (
-    can_write,
     cached_experiments,
     cached_runs,
+    can_write,
     clear_caches,
     engine,
     fmt_seconds,
@@ -69,7 +69,8 @@ def run_rows(runs) -> pd.DataFrame:
                 "label": r.label,
                 "seed": r.seed,
                 "dataset": r.dataset,
-                "status": r.status + (" (cancel requested)" if r.cancel_requested and r.status == "running" else ""),
+                "status": r.status
+                + (" (cancel requested)" if r.cancel_requested and r.status == "running" else ""),
                 "progress": min(max(progress, 0.0), 1.0),
                 "epoch": r.epochs_done,
                 "test error": err,
@@ -118,18 +119,27 @@ def page() -> None:
     )
     families = [None, *list_models()]
     family = c2.selectbox(
-        "Family", families, index=families.index(qp_family) if qp_family in families else 0,
-        format_func=lambda f: f or "all", key="runs_family",
+        "Family",
+        families,
+        index=families.index(qp_family) if qp_family in families else 0,
+        format_func=lambda f: f or "all",
+        key="runs_family",
     )
     statuses = [None, *RUN_STATUSES]
     status = c3.selectbox(
-        "Status", statuses, index=statuses.index(qp_status) if qp_status in statuses else 0,
-        format_func=lambda s: s or "all", key="runs_status",
+        "Status",
+        statuses,
+        index=statuses.index(qp_status) if qp_status in statuses else 0,
+        format_func=lambda s: s or "all",
+        key="runs_status",
     )
     tag_opts = [None, *tags] if qp_tag in tags or qp_tag is None else [None, qp_tag, *tags]
     tag = c4.selectbox(
-        "Tag", tag_opts, index=tag_opts.index(qp_tag) if qp_tag in tag_opts else 0,
-        format_func=lambda t: t or "all", key="runs_tag",
+        "Tag",
+        tag_opts,
+        index=tag_opts.index(qp_tag) if qp_tag in tag_opts else 0,
+        format_func=lambda t: t or "all",
+        key="runs_tag",
     )
     _sync_params(exp=exp_choice, family=family, status=status, tag=tag)
 
@@ -206,9 +216,16 @@ def live_table(exp_id, family, status, tag, run_every) -> None:
             st.info("No runs match these filters.")
             return
         counts = pd.Series([r.status for r in runs]).value_counts()
-        st.caption(" · ".join(f"{n} {s}" for s, n in counts.items()) + (" · refreshing every 2 s" if run_every else ""))
+        st.caption(
+            " · ".join(f"{n} {s}" for s, n in counts.items())
+            + (" · refreshing every 2 s" if run_every else "")
+        )
         st.dataframe(run_rows(runs), hide_index=True, column_config=COLUMNS)
-        if run_every and not any(r.status in ACTIVE for r in runs) and st.session_state.get("runs_was_active"):
+        if (
+            run_every
+            and not any(r.status in ACTIVE for r in runs)
+            and st.session_state.get("runs_was_active")
+        ):
             st.session_state["runs_was_active"] = False
             st.rerun()  # everything finished: rerun the page once to stop the timer
         st.session_state["runs_was_active"] = any(r.status in ACTIVE for r in runs)
@@ -250,7 +267,9 @@ def _retry(run_id: int) -> int:
         queue = "cpu" if db_runs.get_run(engine(), new_id).spec.get("device") == "cpu" else "gpu"
         enqueue([new_id], queue=queue, celery=celery_app())
     except Exception as exc:  # the broker is down: the row stays queued; the workers' sweep sends it
-        st.warning(f"broker unreachable ({type(exc).__name__}); run {new_id} stays queued until a worker sweeps")
+        st.warning(
+            f"broker unreachable ({type(exc).__name__}); run {new_id} stays queued until a worker sweeps"
+        )
     return new_id
 
 

@@ -1,0 +1,11 @@
+# One image for the web app and the workers (the CUDA build of torch runs on CPU hosts as well).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY . .
+RUN pip install --no-deps -e .
+ENV SKIPWEB_DATA_DIR=/data
+EXPOSE 8501
+CMD ["skipweb", "up", "--no-worker", "--host", "0.0.0.0"]

@@ -1,0 +1,85 @@
+"""`skipweb up`: the embedded stack — one worker process and the dashboard — stopped together on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console()
+APP = Path(__file__).resolve().parents[2] / "app.py"
+
+
+def up(
+    host: Annotated[str | None, typer.Option(help="address to bind (default: settings, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="dashboard port (default 8501)")] = None,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="dashboard only (workers run elsewhere)")] = False,
+) -> None:
+    """Start a worker and the dashboard; print the URL; Ctrl-C stops both."""
+    from skipweb.cli.runs import open_db
+
+    settings = open_db(create=True)
+    host, port = host or settings.host, port or settings.port
+    procs: list[subprocess.Popen] = []
+    if not no_worker:
+        procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING"]))
+    procs.append(subprocess.Popen([
+        sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]))
+    console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in {settings.data_dir.resolve()};"
+                  " Ctrl-C stops)")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        console.print("[red]a skipweb process exited; stopping the others[/]")
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.time() + 20
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+    codes = [p.returncode for p in procs]
+    raise typer.Exit(0 if all(c in (0, -signal.SIGTERM, None) for c in codes) else 1)
+
+
+def passwd(
+    user: Annotated[str, typer.Argument(help="user name")],
+    file: Annotated[Path | None, typer.Option(help="password file (default: SKIPWEB_AUTH_FILE)")] = None,
+) -> None:
+    """Add or replace a user in the dashboard's password file (bcrypt-hashed)."""
+    import bcrypt
+
+    from skipweb.cli.runs import UserError
+    from skipweb.settings import get_settings
+
+    path = file or get_settings().auth_file
+    if path is None:
+        raise UserError("no password file: pass --file or set SKIPWEB_AUTH_FILE")
+    if ":" in user or not user.strip():
+        raise UserError("user names cannot be empty or contain ':'")
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    lines = [ln for ln in (path.read_text().splitlines() if path.exists() else []) if not ln.startswith(f"{user}:")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([*lines, f"{user}:{hashed}"]) + "\n")
+    os.chmod(path, 0o600)
+    console.print(f"{user} can now sign in ({path})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(passwd)

@@ -1,0 +1,166 @@
+"""Compare and Present pages through Streamlit's AppTest, on a SQLite database holding real (tiny) runs
+trained by the real trainer and written by the real DbSink."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit.testing.v1")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+
+def _compare_app() -> None:
+    from skipweb.ui.compare import page
+
+    page()
+
+
+def _present_app() -> None:
+    from skipweb.ui.present import page
+
+    page()
+
+
+def _use_db(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> str:
+    from skipweb.settings import get_settings
+
+    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("SKIPWEB_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    import streamlit as st
+
+    st.cache_data.clear()
+    return get_settings().db_url
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """An experiment with plain-20 (seed 0) and resnet-20 (seeds 0, 1) on digits, really trained."""
+    from db import experiments, migrate, runs
+    from db.session import dispose_engine
+    from db.sink import DbSink
+    from skipweb.launch import row
+    from skipweb.spec import RunSpec
+    from skipweb.trainer import Trainer
+
+    data_dir = tmp_path_factory.mktemp("skipweb")
+    url = f"sqlite:///{(data_dir / 'skipweb.db').resolve()}"
+    migrate.upgrade(url)
+    exp = experiments.create_experiment(url, "plain vs resnet")
+    base = {
+        "dataset": "digits",
+        "depth": 20,
+        "epochs": 2,
+        "subset": 256,
+        "batch_size": 64,
+        "probe_every": 2,
+        "device": "cpu",
+    }
+    specs = [
+        RunSpec.parse({**base, "family": f, "seed": s})
+        for f, s in [("plain", 0), ("resnet", 0), ("resnet", 1)]
+    ]
+    ids = runs.add_runs(url, exp, [row(s) for s in specs])
+    for rid, spec in zip(ids, specs, strict=True):
+        assert runs.claim(url, rid, "test-worker")
+        result = Trainer(spec, data_dir=data_dir, sinks=[DbSink(rid, db=url, owner="test-worker")]).run()
+        assert runs.finish(url, rid, "test-worker", result.status, result.reason)
+    yield {
+        "dir": data_dir,
+        "url": url,
+        "exp": exp,
+        "ids": ids,
+        "runs": {r.id: r for r in runs.list_runs(url)},
+    }
+    dispose_engine(url)
+
+
+def _run(app, **params: str) -> AppTest:
+    at = AppTest.from_function(app, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_compare_experiment_view(trained, monkeypatch):
+    _use_db(monkeypatch, trained["dir"])
+    at = _run(_compare_app, exp=str(trained["exp"]), x="epoch", smooth="0.5", log="1")
+    assert not at.exception
+    assert not at.error and not at.warning
+    table = at.dataframe[0].value
+    runs = trained["runs"]
+    assert sorted(table["label"]) == sorted(r.label for r in runs.values())
+    for rid, r in runs.items():
+        got = table.loc[table["run"] == rid].iloc[0]
+        assert got["params"] == r.params > 0
+        assert got["final test error"] == pytest.approx(r.latest["test/error"])
+    charts = at.get("plotly_chart")
+    assert len(charts) == 5  # curves, heatmaps, grad vs depth, degradation, error vs params
+    specs = [c.proto.spec for c in charts]
+    assert '"type":"heatmap"' in specs[1].replace(" ", "")
+    # the URL reproduces the view: widget state came from it and was written back
+    assert at.session_state["cmp_x"] == "epoch" and at.session_state["cmp_smooth"] == 0.5
+    assert at.session_state["cmp_log"] is True
+    assert at.query_params["exp"] == [str(trained["exp"])] or at.query_params["exp"] == str(trained["exp"])
+
+
+def test_compare_runs_folded(trained, monkeypatch):
+    _use_db(monkeypatch, trained["dir"])
+    resnets = [rid for rid, r in trained["runs"].items() if r.family == "resnet"]
+    at = _run(_compare_app, runs=",".join(map(str, resnets)), fold="1")
+    assert not at.exception and not at.error
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "resnet-20 (2 seeds)" in spec
+    assert sorted(at.dataframe[0].value["run"]) == sorted(resnets)
+
+
+@pytest.mark.parametrize(
+    ("params", "kind", "text"),
+    [
+        ({"runs": "1,x"}, "error", "'x' is not an integer run id"),
+        ({"exp": "abc"}, "error", "must be an experiment id"),
+        ({"exp": "999"}, "warning", "Experiment 999 does not exist"),
+        ({"runs": "1,777"}, "warning", "Unknown run id(s) 777"),
+        ({"exp": "1", "x": "furlongs"}, "warning", "Unknown x-axis 'furlongs'"),
+        ({"exp": "1", "smooth": "nan?"}, "warning", "Bad `smooth`"),
+    ],
+)
+def test_compare_bad_params_show_message_not_traceback(trained, monkeypatch, params, kind, text):
+    _use_db(monkeypatch, trained["dir"])
+    at = _run(_compare_app, **params)
+    assert not at.exception
+    assert any(text in m.value for m in getattr(at, kind))
+
+
+def test_compare_empty_db_says_how_to_launch(tmp_path, monkeypatch):
+    from db import migrate
+
+    url = _use_db(monkeypatch, tmp_path)
+    migrate.upgrade(url)
+    at = _run(_compare_app)
+    assert not at.exception
+    assert "Launch" in at.info[0].value
+
+
+def test_present_renders_user_text_as_text(trained, monkeypatch):
+    _use_db(monkeypatch, trained["dir"])
+    evil = "<script>alert(1)</script> **bold**"
+    at = _run(
+        _present_app, exp=str(trained["exp"]), charts="curves,degradation,bogus", title=evil, notes=evil
+    )
+    assert not at.exception
+    assert at.text[0].value == evil  # notes: st.text, verbatim
+    assert "<script>" not in at.title[0].value  # title: markdown-escaped
+    assert any("Unknown chart(s) 'bogus'" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == 2
+    assert all("<script>" not in m.value for m in at.markdown)  # only the static CSS is raw HTML
+
+
+def test_present_bad_params(trained, monkeypatch):
+    _use_db(monkeypatch, trained["dir"])
+    at = _run(_present_app, runs="a,b")
+    assert not at.exception
+    assert "not an integer run id" in at.error[0].value
