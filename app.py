@@ -17,6 +17,11 @@ def _route(module: str):
     return page
 
 
+def home() -> None:
+    """The root URL: go to Launch, so every page, Launch included, has its own address (/launch)."""
+    st.switch_page(PAGES["launch"])
+
+
 st.set_page_config(layout="wide", page_title="skipweb")
 try:
     check(engine())
@@ -25,12 +30,13 @@ except SchemaError as e:
     st.stop()
 
 PAGES.update(
-    launch=st.Page(_route("launch"), title="Launch", url_path="launch", default=True),
+    launch=st.Page(_route("launch"), title="Launch", url_path="launch"),
     runs=st.Page(_route("runs"), title="Runs", url_path="runs"),
     compare=st.Page(_route("compare"), title="Compare", url_path="compare"),
     run=st.Page(_route("run_detail"), title="Run detail", url_path="run"),
     present=st.Page(_route("present"), title="Present", url_path="present"),
 )
-nav = st.navigation(list(PAGES.values()))
+root = st.Page(home, title="skipweb", url_path="home", default=True, visibility="hidden")
+nav = st.navigation([root, *PAGES.values()])
 sidebar_auth()
 nav.run()

@@ -73,7 +73,12 @@ def synthetic_cifar(n: int, device: torch.device) -> DataBundle:
         return Split(x.to(device), y.to(device))
 
     return DataBundle(
-        get_dataset_info("cifar10"), split(n), split(n // 5), split(n // 5), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+        get_dataset_info("cifar10"),
+        split(n),
+        split(n // 5),
+        split(n // 5),
+        (0.49, 0.48, 0.45),
+        (0.25, 0.24, 0.26),
     )
 
 
@@ -232,7 +237,9 @@ def profile_trainer(spec: RunSpec, data: DataBundle, device: torch.device, data_
     steps = trainer.step
     print(f"\ntrainer sections over one run ({steps} steps, {total:.2f} s total):")
     for label, secs in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"  {label:32s} {secs * 1e3:9.1f} ms  {counts[label]:5d} calls  {secs / steps * 1e3:7.3f} ms/step")
+        print(
+            f"  {label:32s} {secs * 1e3:9.1f} ms  {counts[label]:5d} calls  {secs / steps * 1e3:7.3f} ms/step"
+        )
 
 
 def main() -> None:
@@ -285,8 +292,12 @@ def main() -> None:
         a = [n_samples / t for t in bare_t]
         b = [n_samples / t for t in trainer_t]
         ratios = [ta / tb for ta, tb in zip(bare_t, trainer_t, strict=True)]
-        print(f"(a) bare loop : median {statistics.median(a):8.1f} samples/s  (min {min(a):.1f}, max {max(a):.1f})")
-        print(f"(b) trainer   : median {statistics.median(b):8.1f} samples/s  (min {min(b):.1f}, max {max(b):.1f})")
+        print(
+            f"(a) bare loop : median {statistics.median(a):8.1f} samples/s  (min {min(a):.1f}, max {max(a):.1f})"
+        )
+        print(
+            f"(b) trainer   : median {statistics.median(b):8.1f} samples/s  (min {min(b):.1f}, max {max(b):.1f})"
+        )
         print(
             f"b/a = {statistics.median(b) / statistics.median(a):.3f} (ratio of medians); "
             f"per-rep paired ratios: median {statistics.median(ratios):.3f}, "

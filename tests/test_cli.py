@@ -59,7 +59,7 @@ def test_train_json_on_digits(tmp_path):
     (["train", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits"),
     (["train", "resnet", "--depth", "20", "--dataset", "nope"], "choose one of"),
     (["train", "resnet", "--depth", "20", "--norm", "layer"], "batch, none"),
-    (["train", "densenet", "--depth", "40", "--shortcut", "B"], "has no option 'shortcut'"),
+    (["train", "densenet", "--depth", "40", "--shortcut", "B"], "option 'shortcut'"),
     (["train", "resnet", "--depth", "20", "--bogus"], "No such option"),
     (["describe", "unet", "--depth", "9", "--dataset", "shapes"], "unet"),
 ])
@@ -70,3 +70,43 @@ def test_bad_input_is_one_line(args, fragment, tmp_path):
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("error: ") and fragment in lines[0]
     assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_submit_status_cancel_export(tmp_path):
+    """The scripting contracts of issue 3, against the embedded database and broker (no worker)."""
+    out = sw("submit", "plain,resnet", "--depth", "20", "--seeds", "0,1", "--epochs", "1", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    sub = json.loads(out.stdout)
+    assert len(sub["run_ids"]) == 4 and sub["skipped"] == [] and isinstance(sub["experiment_id"], int)
+    queued = list((tmp_path / "sw" / "broker" / "queue").iterdir())
+    assert len(queued) == 4  # one message per run id, published after the commit
+
+    st = json.loads(sw("status", str(sub["run_ids"][0]), "--json", tmp_path=tmp_path).stdout)
+    assert {"id", "experiment_id", "status", "attempts", "reason", "progress"} <= set(st)
+    assert st["status"] == "queued" and st["attempts"] == 0 and st["progress"] == 0
+    listing = json.loads(sw("status", "--json", tmp_path=tmp_path).stdout)
+    assert sorted(r["id"] for r in listing) == sorted(sub["run_ids"])
+
+    assert sw("cancel", str(sub["run_ids"][0]), tmp_path=tmp_path).returncode == 0
+    st = json.loads(sw("status", str(sub["run_ids"][0]), "--json", tmp_path=tmp_path).stdout)
+    assert st["status"] == "cancelled" and st["reason"]
+    again = sw("cancel", str(sub["run_ids"][0]), tmp_path=tmp_path)
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+
+    # train records its run like a submitted one; a succeeded configuration is then skipped by submit
+    tr = json.loads(sw("train", "mlp", "--depth", "3", "--epochs", "1", "--json", tmp_path=tmp_path).stdout)
+    assert tr["status"] == "succeeded" and isinstance(tr["run_id"], int)
+    dup = json.loads(sw("submit", "mlp", "--depth", "3", "--epochs", "1", "--json", tmp_path=tmp_path).stdout)
+    assert dup["run_ids"] == [] and dup["skipped"][0]["run_id"] == tr["run_id"]
+
+    exp = json.loads(sw("status", str(tr["run_id"]), "--json", tmp_path=tmp_path).stdout)["experiment_id"]
+    for fmt in ("csv", "json", "parquet"):
+        target = tmp_path / f"m.{fmt}"
+        res = sw("export", str(exp), "--format", fmt, "-o", str(target), tmp_path=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert target.stat().st_size > 0
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "m.csv")
+    losses = df[df.key == "train/loss"]
+    assert losses.step.tolist() == list(range(1, tr["steps"] + 1)) and set(df.label) == {"mlp-3"}

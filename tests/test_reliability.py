@@ -10,6 +10,7 @@ Modes: ``embedded`` = SQLite file + kombu filesystem broker in the data dir (no 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -89,8 +90,11 @@ class Stack:
         from skipweb.settings import Settings
 
         return Settings(
-            data_dir=self.data_dir, database_url=self.db_url, broker_url=self.broker_url,
-            lease_seconds=6, heartbeat_seconds=1,
+            data_dir=self.data_dir,
+            database_url=self.db_url,
+            broker_url=self.broker_url,
+            lease_seconds=6,
+            heartbeat_seconds=1,
         )
 
     def celery(self):
@@ -103,17 +107,19 @@ class Stack:
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "skipweb", "worker", "--loglevel", "INFO"],
-                env=self.env(), cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self.env(),
+                cwd=self.tmp,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs.append(proc)
         self.logs.append(log)
         return proc
 
     def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -133,8 +139,12 @@ class Stack:
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "skipweb", *args], env=self.env(), cwd=self.tmp,
-            capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-m", "skipweb", *args],
+            env=self.env(),
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     # ---- database views ----------------------------------------------------------------------------
@@ -161,12 +171,14 @@ class Stack:
         pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; runs: {states}\n{self.dump_logs()}")
 
     def wait_final(self, run_ids: list[int], timeout: float) -> list:
-        self.wait(lambda: all(self.run(i).status in FINAL for i in run_ids), timeout,
-                  f"runs {run_ids} to finish")
+        self.wait(
+            lambda: all(self.run(i).status in FINAL for i in run_ids), timeout, f"runs {run_ids} to finish"
+        )
         return [self.run(i) for i in run_ids]
 
-    def submit(self, families: list[str], depths: list[int], seeds: list[int], options: dict | None = None,
-               **base) -> list[int]:
+    def submit(
+        self, families: list[str], depths: list[int], seeds: list[int], options: dict | None = None, **base
+    ) -> list[int]:
         from skipweb.launch import plan, submit
 
         specs = plan(families, depths, seeds, {**TINY, **base}, options)
@@ -328,9 +340,11 @@ def test_fifty_concurrent_submissions_each_train_once(make_stack):
 
     stack.start_worker()
     t1 = time.monotonic()
-    records = stack.wait_final(ids, 300, )
+    records = stack.wait_final(ids, 300)
     t_train = time.monotonic() - t1
-    bad = [(r.id, r.status, r.attempts, r.reason) for r in records if r.status != "succeeded" or r.attempts != 1]
+    bad = [
+        (r.id, r.status, r.attempts, r.reason) for r in records if r.status != "succeeded" or r.attempts != 1
+    ]
     assert not bad, bad
     log = stack.log_text(0)
     assert log.count(": succeeded") == 50, "some run was trained more or less than once"
@@ -341,13 +355,26 @@ def test_fifty_concurrent_submissions_each_train_once(make_stack):
 def test_failed_diverged_cancelled_runs_end_with_reasons(make_stack):
     stack = make_stack("sqlite", None)
     [missing] = stack.submit(["mlp"], [2], [0], dataset="cifar10", subset=None)  # offline: no download
-    [diverge] = stack.submit(["plain"], [8], [0], {"norm": "none"}, lr=10.0, schedule="constant",
-                             subset=256, epochs=2, batch_size=16, probe_every=1)
+    [diverge] = stack.submit(
+        ["plain"],
+        [8],
+        [0],
+        {"norm": "none"},
+        lr=10.0,
+        schedule="constant",
+        subset=256,
+        epochs=2,
+        batch_size=16,
+        probe_every=1,
+    )
     [cancel] = stack.submit(["mlp"], [4], [0], subset=None, epochs=50, batch_size=16)
     stack.start_worker()
 
-    stack.wait(lambda: stack.run(cancel).status == "running" and len(_train_loss_steps(stack.db_url, cancel)) > 0,
-               180, "the long run to record its first steps")
+    stack.wait(
+        lambda: stack.run(cancel).status == "running" and len(_train_loss_steps(stack.db_url, cancel)) > 0,
+        180,
+        "the long run to record its first steps",
+    )
     out = stack.cli("cancel", str(cancel))
     assert out.returncode == 0, out.stderr
     recs = {r.id: r for r in stack.wait_final([missing, diverge, cancel], 120)}
@@ -410,11 +437,15 @@ def test_malformed_spec_in_database_fails_with_reason(make_stack):
     stack = make_stack("sqlite", None)
     base = {"config_hash": "x", "label": "bad", "family": "mlp", "depth": 2, "dataset": "digits", "seed": 0}
     exp = experiments.create_experiment(stack.db_url, "bad specs", "")
-    bad = runs.add_runs(stack.db_url, exp, [
-        {**base, "spec": {"family": "nope", "depth": 2, "dataset": "digits"}},
-        {**base, "spec": {"depth": 2}},  # required fields missing
-        {**base, "spec": {**TINY, "family": "mlp", "depth": 2, "bogus": 1}},  # unknown field
-    ])
+    bad = runs.add_runs(
+        stack.db_url,
+        exp,
+        [
+            {**base, "spec": {"family": "nope", "depth": 2, "dataset": "digits"}},
+            {**base, "spec": {"depth": 2}},  # required fields missing
+            {**base, "spec": {**TINY, "family": "mlp", "depth": 2, "bogus": 1}},  # unknown field
+        ],
+    )
     [good] = stack.submit(["mlp"], [2], [0])
     enqueue(bad, celery=stack.celery())
     stack.start_worker()
@@ -428,8 +459,23 @@ def test_malformed_spec_in_database_fails_with_reason(make_stack):
 # ---- RabbitMQ smoke ----------------------------------------------------------------------------------------
 def test_rabbitmq_broker_trains_a_run(make_stack):
     stack = make_stack("sqlite", "amqp")
-    out = stack.cli("submit", "mlp", "--depth", "2", "--dataset", "digits", "--epochs", "1", "--subset", "64",
-                    "--seeds", "7", "--device", "cpu", "--json")
+    out = stack.cli(
+        "submit",
+        "mlp",
+        "--depth",
+        "2",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--subset",
+        "64",
+        "--seeds",
+        "7",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(result["run_ids"]) == 1 and "warning" not in result

@@ -164,3 +164,37 @@ def test_present_bad_params(trained, monkeypatch):
     at = _run(_present_app, runs="a,b")
     assert not at.exception
     assert "not an integer run id" in at.error[0].value
+
+
+def test_metric_display_buckets_long_series_in_the_database(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from db import experiments, metrics, migrate, runs
+    from skipweb.ui import compare_data as data
+
+    url = _use_db(monkeypatch, tmp_path)
+    migrate.upgrade(url)
+    exp = experiments.create_experiment(url, "long")
+    row = {
+        "spec": {"seed": 0},
+        "config_hash": "h",
+        "label": "r",
+        "family": "plain",
+        "depth": 20,
+        "dataset": "digits",
+        "seed": 0,
+    }
+    long_id, short_id = runs.add_runs(url, exp, [row, {**row, "config_hash": "h2"}], checkpoint_dir=tmp_path)
+    vals = np.random.default_rng(3).normal(size=1000)
+    metrics.write_batch(url, long_id, [("train/loss", s, s / 10, v, s * 0.1) for s, v in enumerate(vals)])
+    metrics.write_batch(url, short_id, [("train/loss", s, s / 10, float(s), s * 0.1) for s in range(50)])
+    df = data.metric_display(url, (long_id, short_id), "train/loss", 100)
+    long = df[df["run_id"] == long_id]
+    k = -(-1000 // 99)  # steps per bucket, so that there are at most 100 buckets
+    expect = pd.DataFrame({"b": np.arange(1000) // k, "v": vals, "s": np.arange(1000)}).groupby("b").mean()
+    assert len(long) == len(expect) <= 100
+    np.testing.assert_allclose(long["value"], expect["v"])
+    np.testing.assert_array_equal(long["step"], np.rint(expect["s"]))
+    short = df[df["run_id"] == short_id]
+    np.testing.assert_array_equal(short["value"], np.arange(50))  # short series whole

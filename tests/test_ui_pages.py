@@ -225,7 +225,7 @@ def test_invalid_combination_shows_error(env):
     assert count_runs(env) == 0
 
 
-def test_launch_creates_rows_and_skips_succeeded(env):
+def test_launch_creates_rows(env):
     at = page_test("launch").run()
     at.button(key="preset_U-Net skips").click().run()
     at.number_input(key="launch_epochs").set_value(1).run()
@@ -351,3 +351,64 @@ def test_run_detail_unet_gallery(trained_env):
     assert len(images) == 12  # 4 test images x (image, truth, prediction)
     dot = at.get("graphviz_chart")[0].proto.spec
     assert dot.count("skip\"") >= 1  # the long skips
+
+
+def test_runs_cancel_retry_delete(env):
+    from db.run_queries import get_run, list_runs
+
+    base = {"dataset": "digits", "epochs": 1, "device": "cpu"}
+    first, second = add(env, [{**base, "family": "plain", "depth": 8}, {**base, "family": "resnet", "depth": 8}])
+    at = page_test("runs").run()
+    assert not at.exception
+    assert "refreshing every 2 s" in texts(at)
+
+    at.number_input(key="runs_action_id").set_value(first).run()
+    at.button(key="runs_cancel").click().run()
+    assert not at.exception
+    assert get_run(env, first).status == "cancelled"
+    at.button(key="runs_cancel").click().run()
+    assert any("already cancelled" in e.value for e in at.error)  # one line, no traceback
+
+    at.button(key="runs_retry").click().run()
+    assert not at.exception
+    retried = [r for r in list_runs(env) if r.retry_of == first]
+    assert len(retried) == 1 and retried[0].status == "queued"
+
+    assert at.button(key="runs_delete").disabled  # needs the confirmation first
+    at.checkbox(key="runs_confirm_delete").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception
+    assert get_run(env, first) is None
+    assert get_run(env, second) is not None
+
+
+def test_runs_actions_hidden_for_anonymous(env, tmp_path, monkeypatch):
+    from skipweb.settings import get_settings
+    from skipweb.ui.common import hash_password
+
+    add(env, [{"dataset": "digits", "epochs": 1, "family": "plain", "depth": 8}])
+    auth = tmp_path / "users.txt"
+    auth.write_text(f"bob:{hash_password('pw')}\n")
+    monkeypatch.setenv("SKIPWEB_AUTH_FILE", str(auth))
+    get_settings.cache_clear()
+    at = page_test("runs").run()
+    assert not at.exception
+    assert not [b for b in at.button if b.key in ("runs_cancel", "runs_delete")]
+    assert any("Sign in" in i.value for i in at.info)
+
+
+def test_launch_shows_and_skips_succeeded(trained_env):
+    before = count_runs(trained_env["url"])
+    at = page_test("launch").run()
+    assert not [b for b in at.button if b.key == "demo_go"]  # the database is not empty
+    at.multiselect(key="launch_families").set_value(["resnet"]).run()
+    at.multiselect(key="launch_depths_resnet").set_value([20]).run()
+    at.selectbox(key="launch_dataset").set_value("digits").run()
+    at.number_input(key="launch_epochs").set_value(1).run()
+    at.number_input(key="launch_batch_size").set_value(64).run()
+    assert not at.exception
+    assert "(1 already succeeded)" in texts(at)
+    assert list(at.dataframe[0].value["already succeeded"]) == [f"run {trained_env['done']}"]
+    at.button(key="launch_go").click().run()
+    assert any("already succeeded" in w.value for w in at.warning)
+    assert count_runs(trained_env["url"]) == before

@@ -123,7 +123,7 @@ def curve_figure(
     url: str, runs: Sequence[Any], key: str, x: str, smooth: float, log: bool, fold: bool
 ) -> go.Figure:
     rids = data.ids([r.id for r in runs])
-    df = data.metric_frame(url, rids, (key,))
+    df = data.metric_display(url, rids, key, charts.MAX_POINTS)
     labels = {r.id: r.label for r in runs} if fold else display_labels(runs)
     return charts.curves(
         df,
@@ -297,6 +297,9 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
         url, runs, ss["cmp_metric"], ss["cmp_x"], ss["cmp_smooth"], ss["cmp_log"], ss["cmp_fold"]
     )
     show(fig, "curves", "curves")
+    st.caption(
+        f"Series longer than {charts.MAX_POINTS:,} points are shown as means of consecutive-step buckets."
+    )
 
     st.subheader("Gradient flow")
     grads, layers = grad_data(url, runs)
