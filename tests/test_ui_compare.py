@@ -104,7 +104,9 @@ def test_compare_experiment_view(trained, monkeypatch):
     # the URL reproduces the view: widget state came from it and was written back
     assert at.session_state["cmp_x"] == "epoch" and at.session_state["cmp_smooth"] == 0.5
     assert at.session_state["cmp_log"] is True
-    assert at.query_params["exp"] == [str(trained["exp"])] or at.query_params["exp"] == str(trained["exp"])
+    assert dict(at.query_params)["exp"] == str(trained["exp"])
+    at.radio(key="cmp_x").set_value("wall").run()  # a widget change goes back into the URL
+    assert not at.exception and dict(at.query_params)["x"] == "wall"
 
 
 def test_compare_runs_folded(trained, monkeypatch):

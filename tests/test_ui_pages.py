@@ -68,7 +68,9 @@ def count_runs(url: str) -> int:
     return len(list_runs(url, limit=None))
 
 
-def add(url: str, specs: list[dict], title: str = "exp", tags=(), checkpoint_dir: Path | None = None) -> list[int]:
+def add(
+    url: str, specs: list[dict], title: str = "exp", tags=(), checkpoint_dir: Path | None = None
+) -> list[int]:
     from db.experiments import create_experiment
     from db.runs import add_runs
     from skipweb.launch import row
@@ -181,12 +183,12 @@ def test_empty_db_demo_button_launches(env):
     assert not demo.disabled
     demo.click().run()
     assert not at.exception
-    assert "queued 2 runs" in texts(at)
+    assert "queued 4 runs" in texts(at)
     from db.run_queries import list_runs
 
     runs = list_runs(env)
-    assert sorted(r.label for r in runs) == ["plain-20", "resnet-20"]
-    assert all(r.status == "queued" and r.spec["epochs"] == 3 for r in runs)
+    assert sorted(r.label for r in runs) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
+    assert all(r.status == "queued" and r.spec["epochs"] == 8 and r.spec["batch_size"] == 32 for r in runs)
     assert any((Path(env.removeprefix("sqlite:///")).parent / "broker" / "queue").iterdir())
 
 
@@ -252,9 +254,7 @@ def test_runs_table_shows_statuses_and_progress(trained_env):
     by_id = table.set_index("id")
     assert by_id.loc[trained_env["done"], "status"] == "succeeded"
     assert by_id.loc[trained_env["done"], "progress"] == pytest.approx(1.0)
-    assert (
-        by_id.loc[trained_env["done"], "test error"] == by_id.loc[trained_env["done"], "test error"]
-    )  # a number
+    assert 0.0 <= float(by_id.loc[trained_env["done"], "test error"]) <= 1.0  # the logged test/error
     assert by_id.loc[trained_env["running"], "status"] == "running"
     assert by_id.loc[trained_env["running"], "worker"] == "host-b"
     assert by_id.loc[trained_env["failed"], "reason"].startswith("CUDA out of memory")
@@ -350,14 +350,16 @@ def test_run_detail_unet_gallery(trained_env):
     images = at.get("image")
     assert len(images) == 12  # 4 test images x (image, truth, prediction)
     dot = at.get("graphviz_chart")[0].proto.spec
-    assert dot.count("skip\"") >= 1  # the long skips
+    assert dot.count('skip"') >= 1  # the long skips
 
 
 def test_runs_cancel_retry_delete(env):
     from db.run_queries import get_run, list_runs
 
     base = {"dataset": "digits", "epochs": 1, "device": "cpu"}
-    first, second = add(env, [{**base, "family": "plain", "depth": 8}, {**base, "family": "resnet", "depth": 8}])
+    first, second = add(
+        env, [{**base, "family": "plain", "depth": 8}, {**base, "family": "resnet", "depth": 8}]
+    )
     at = page_test("runs").run()
     assert not at.exception
     assert "refreshing every 2 s" in texts(at)

@@ -70,7 +70,7 @@ def page() -> None:
     with left:
         st.markdown("**Spec**")
         try:
-            st.json(json.loads(run.spec_json), expanded=1)
+            st.json(json.loads(run.spec_json), expanded=2)
         except ValueError:
             st.code(run.spec_json)
     with right:
@@ -108,7 +108,8 @@ def metrics_section(url: str, run) -> None:
     last = df.sort_values("step").groupby("key").tail(1)
     st.dataframe(last[["key", "step", "epoch", "value"]], hide_index=True)
     keys = sorted(df["key"].unique())
-    chosen = st.multiselect("Charts", keys, default=keys[: min(6, len(keys))], key="detail_keys")
+    preferred = [k for k in keys if "error" in k or "loss" in k] or keys
+    chosen = st.multiselect("Charts", keys, default=preferred[:6], key="detail_keys")
     cols = st.columns(2)
     for i, key in enumerate(chosen):
         part = df[df["key"] == key]
@@ -272,9 +273,13 @@ def gallery_section(run) -> None:
     try:
         images, truths, preds, epoch = predictions(run.spec_json, run.checkpoint_path, ckpt.stat().st_mtime)
     except Exception as e:  # a checkpoint from another version, data not on this machine...
-        st.warning(f"could not draw predictions: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        st.warning(
+            f"could not draw predictions: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        )
         return
-    st.caption(f"First {len(images)} test images; checkpoint after epoch {epoch}. Columns: image | truth | prediction.")
+    st.caption(
+        f"First {len(images)} test images; checkpoint after epoch {epoch}. Columns: image | truth | prediction."
+    )
     for i, (img, truth, pred) in enumerate(zip(images, truths, preds, strict=True)):
         cols = st.columns(3)
         cols[0].image(img, caption=f"test image {i}", width="stretch", clamp=True)

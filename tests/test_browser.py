@@ -1,0 +1,111 @@
+"""End to end in a real headless Chromium: launch a digits experiment from the Launch page, watch it
+finish on the Runs page, open Compare and Present, and save screenshots (docs/screenshots/)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("SKIPWEB_SCREENSHOT_DIR", Path(__file__).parents[1] / "docs" / "screenshots"))
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (make test installs it: scripts/system-deps.sh)")
+    data = tmp_path_factory.mktemp("e2e")
+    port = free_port()
+    env = {**os.environ, "SKIPWEB_DATA_DIR": str(data), "SKIPWEB_HEARTBEAT_SECONDS": "2"}
+    env.pop("SKIPWEB_DATABASE_URL", None), env.pop("SKIPWEB_BROKER_URL", None)
+    log = open(data / "up.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "skipweb", "up", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("dashboard did not start:\n" + (data / "up.log").read_text()[-3000:])
+    yield url, data
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_text(page, text: str, timeout_s: float) -> None:
+    page.get_by_text(text, exact=False).first.wait_for(timeout=timeout_s * 1000)
+
+
+def test_launch_watch_compare_present(stack):
+    from playwright.sync_api import sync_playwright
+
+    from db import runs
+
+    url, data = stack
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(url + "/launch")
+        demo = page.get_by_role("button", name="Run the demo")
+        demo.wait_for(timeout=60_000)
+        page.screenshot(path=str(SHOTS / "launch.png"), full_page=True)
+        demo.click()
+        wait_text(page, "queued", 60)
+
+        db_url = f"sqlite:///{(data / 'skipweb.db').resolve()}"
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            records = runs.list_runs(db_url)
+            if records and all(r.finished for r in records):
+                break
+            time.sleep(3)
+        records = runs.list_runs(db_url)
+        assert records and all(r.status == "succeeded" for r in records), [(r.label, r.status, r.reason) for r in records]
+        exp = records[0].experiment_id
+
+        page.goto(url + "/runs")
+        wait_text(page, "succeeded", 60)
+        page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
+
+        page.goto(f"{url}/compare?exp={exp}")
+        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        time.sleep(3)  # let every chart finish drawing
+        assert page.locator(".js-plotly-plot").count() >= 3
+        for r in records:
+            wait_text(page, r.label, 30)
+        page.get_by_text("Gradient flow").first.scroll_into_view_if_needed()
+        time.sleep(2)
+        page.screenshot(path=str(SHOTS / "compare.png"))
+
+        page.goto(f"{url}/present?exp={exp}&title=Skip%20connections%20on%20digits")
+        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        time.sleep(2)
+        wait_text(page, "Skip connections on digits", 30)
+        page.screenshot(path=str(SHOTS / "present.png"), full_page=True)
+        assert not page.get_by_text("Traceback").count()
+        browser.close()
