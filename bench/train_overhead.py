@@ -40,7 +40,6 @@ import torch
 from torch import nn
 
 from skipweb.data import IGNORE_INDEX, DataBundle, DeviceLoader, Split, get_dataset_info, load_dataset
-from skipweb.models import get_model
 from skipweb.sinks import Recorder
 from skipweb.spec import RunSpec
 from skipweb.trainer import Trainer
@@ -95,14 +94,7 @@ class BareRun:
         self.spec, self.device = spec, device
         torch.manual_seed(spec.seed)
         info = data.info
-        model = get_model(
-            spec.family,
-            depth=spec.depth,
-            num_classes=info.num_classes,
-            in_channels=info.in_channels,
-            image_size=info.image_size,
-            **spec.options,
-        ).to(device)
+        model = spec.build_model(info).to(device)
         if spec.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

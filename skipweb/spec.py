@@ -89,6 +89,13 @@ class RunSpec(BaseModel):
         extras = [f"{k}={v}" for k, v in self.options.items() if k in _LABEL_OPTIONS and v != get_info(self.family).defaults.get(k)]
         return name + (f" ({', '.join(extras)})" if extras else "")
 
+    def build_model(self, data_info):
+        """The untrained model this spec describes, shaped for a dataset (a DatasetInfo)."""
+        from skipweb.models import get_model
+
+        return get_model(self.family, depth=self.depth, num_classes=data_info.num_classes,
+                         in_channels=data_info.in_channels, image_size=data_info.image_size, **self.options)
+
     @classmethod
     def parse(cls, data: dict | str) -> RunSpec:
         """Validate a dict or JSON text; raise SpecError with one readable line."""

@@ -24,7 +24,7 @@ from skipweb import checkpoint
 from skipweb.data import IGNORE_INDEX, DataBundle, DeviceLoader, load_dataset
 from skipweb.describe import count_flops
 from skipweb.evaluate import evaluate
-from skipweb.models import count_params, get_model
+from skipweb.models import count_params
 from skipweb.optim import build_optimizer, build_schedule
 from skipweb.probes import GradProbe
 from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
@@ -69,14 +69,7 @@ class Trainer:
         self.data = data or load_dataset(spec.dataset, data_dir=data_dir, seed=spec.seed, subset=spec.subset)
         info = self.data.info
         self.task, self.num_classes = info.task, info.num_classes
-        self.model = get_model(
-            spec.family,
-            depth=spec.depth,
-            num_classes=info.num_classes,
-            in_channels=info.in_channels,
-            image_size=info.image_size,
-            **spec.options,
-        ).to(self.device)
+        self.model = spec.build_model(info).to(self.device)
         if spec.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.flops = count_flops(self.model, info.in_channels, info.image_size)

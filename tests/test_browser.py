@@ -35,7 +35,7 @@ def stack(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "SKIPWEB_DATA_DIR": str(data), "SKIPWEB_HEARTBEAT_SECONDS": "2"}
     env.pop("SKIPWEB_DATABASE_URL", None), env.pop("SKIPWEB_BROKER_URL", None)
-    log = open(data / "up.log", "w")
+    log = open(data / "up.log", "w")  # noqa: SIM115 (held open for the server's lifetime)
     proc = subprocess.Popen([sys.executable, "-m", "skipweb", "up", "--port", str(port)], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

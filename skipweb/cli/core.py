@@ -138,11 +138,10 @@ def _train(spec, *, title, tags, as_json) -> None:
     from db.session import session_scope
     from skipweb.cli.progress import ProgressSink
     from skipweb.cli.runs import open_db
+    from skipweb.data import load_dataset
     from skipweb.launch import row
     from skipweb.sinks import Recorder
     from workers.runner import execute
-
-    from skipweb.data import load_dataset
 
     settings = open_db(create=True)
     # Refuse an unavailable dataset (offline, bad subset) before anything is recorded.

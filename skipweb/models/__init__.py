@@ -4,6 +4,15 @@
     >>> net = get_model("resnet", depth=20, shortcut="A")
 """
 
+from skipweb.models import densenet as _densenet  # noqa: E402,F401
+from skipweb.models import highway as _highway  # noqa: E402,F401
+from skipweb.models import mlp as _mlp  # noqa: E402,F401
+
+# Registration order is the order families are shown in the CLI and the dashboard.
+from skipweb.models import resnet as _resnet  # noqa: E402,F401  (registers plain + resnet)
+from skipweb.models import tv as _tv  # noqa: E402,F401
+from skipweb.models import unet as _unet  # noqa: E402,F401
+from skipweb.models._common import count_params
 from skipweb.models._registry import (
     COMMON_CHOICES,
     ModelConfigError,
@@ -14,15 +23,6 @@ from skipweb.models._registry import (
     list_models,
     register_model,
 )
-from skipweb.models._common import count_params
-
-# Registration order is the order families are shown in the CLI and the dashboard.
-from skipweb.models import resnet as _resnet  # noqa: E402,F401  (registers plain + resnet)
-from skipweb.models import densenet as _densenet  # noqa: E402,F401
-from skipweb.models import highway as _highway  # noqa: E402,F401
-from skipweb.models import unet as _unet  # noqa: E402,F401
-from skipweb.models import mlp as _mlp  # noqa: E402,F401
-from skipweb.models import tv as _tv  # noqa: E402,F401
 
 __all__ = [
     "COMMON_CHOICES",

@@ -231,7 +231,6 @@ def predictions(spec_json: str, checkpoint_dir: str, mtime: float, n: int = 4):
 
     from skipweb import checkpoint
     from skipweb.data import load_dataset
-    from skipweb.models import get_model
     from skipweb.settings import get_settings
     from skipweb.spec import RunSpec
 
@@ -239,14 +238,7 @@ def predictions(spec_json: str, checkpoint_dir: str, mtime: float, n: int = 4):
     state = checkpoint.load(Path(checkpoint_dir))
     data = load_dataset(spec.dataset, data_dir=get_settings().datasets_dir, seed=spec.seed, download=False)
     info = data.info
-    model = get_model(
-        spec.family,
-        depth=spec.depth,
-        num_classes=info.num_classes,
-        in_channels=info.in_channels,
-        image_size=info.image_size,
-        **spec.options,
-    )
+    model = spec.build_model(info)
     model.load_state_dict(state["model"])
     model.eval()
     x, y = data.test.x[:n], data.test.y[:n]
