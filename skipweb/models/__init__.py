@@ -3,16 +3,8 @@
     >>> from skipweb.models import get_model, list_models
     >>> net = get_model("resnet", depth=20, shortcut="A")
 """
+# ruff: noqa: I001, E402, F401  (registration order below is the order users see families in)
 
-from skipweb.models import densenet as _densenet  # noqa: E402,F401
-from skipweb.models import highway as _highway  # noqa: E402,F401
-from skipweb.models import mlp as _mlp  # noqa: E402,F401
-
-# Registration order is the order families are shown in the CLI and the dashboard.
-from skipweb.models import resnet as _resnet  # noqa: E402,F401  (registers plain + resnet)
-from skipweb.models import tv as _tv  # noqa: E402,F401
-from skipweb.models import unet as _unet  # noqa: E402,F401
-from skipweb.models._common import count_params
 from skipweb.models._registry import (
     COMMON_CHOICES,
     ModelConfigError,
@@ -23,6 +15,14 @@ from skipweb.models._registry import (
     list_models,
     register_model,
 )
+from skipweb.models._common import count_params
+
+from skipweb.models import resnet as _resnet  # registers plain + resnet
+from skipweb.models import densenet as _densenet
+from skipweb.models import highway as _highway
+from skipweb.models import unet as _unet
+from skipweb.models import mlp as _mlp
+from skipweb.models import tv as _tv
 
 __all__ = [
     "COMMON_CHOICES",
