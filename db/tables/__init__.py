@@ -1,7 +1,8 @@
 """All skipweb tables, one module per entity. Importing this package registers them on ``Base.metadata``."""
 
+from db.tables.landscapes import SqlLandscape
 from db.tables.metrics import SqlLatestMetric, SqlMetric
 from db.tables.probes import SqlProbeLayer, SqlProbeStep
 from db.tables.runs import SqlExperiment, SqlRun
 
-__all__ = ["SqlExperiment", "SqlLatestMetric", "SqlMetric", "SqlProbeLayer", "SqlProbeStep", "SqlRun"]
+__all__ = ["SqlExperiment", "SqlLandscape", "SqlLatestMetric", "SqlMetric", "SqlProbeLayer", "SqlProbeStep", "SqlRun"]

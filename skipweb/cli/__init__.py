@@ -12,7 +12,7 @@ try:  # Typer >= 0.24 vendors click; older releases raise click's own exceptions
 except ImportError:  # pragma: no cover
     from click import exceptions as cx
 
-from skipweb.cli import core, runs, serve
+from skipweb.cli import core, landscape, runs, serve
 
 app = typer.Typer(
     name="skipweb",
@@ -24,6 +24,7 @@ app = typer.Typer(
 core.register(app)
 runs.register(app)
 serve.register(app)
+landscape.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
