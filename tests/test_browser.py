@@ -98,7 +98,8 @@ def test_launch_watch_compare_present(stack):
         assert page.locator(".js-plotly-plot").count() >= 3
         for r in records:
             wait_text(page, r.label, 30)
-        page.get_by_text("Gradient flow").first.scroll_into_view_if_needed()
+        page.mouse.move(800, 500)
+        page.mouse.wheel(0, 950)  # Streamlit scrolls its main container, not the document
         time.sleep(2)
         page.screenshot(path=str(SHOTS / "compare.png"))
 
