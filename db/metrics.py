@@ -17,10 +17,11 @@ from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from db import blocks
 from db.records import PROBE_STATS, ProbeLayerRecord
 from db.run_queries import load_latest
 from db.session import DbLike, scope
-from db.tables import SqlLatestMetric, SqlMetric, SqlProbeLayer, SqlProbeStep, SqlRun
+from db.tables import SqlBlockStep, SqlLatestMetric, SqlMetric, SqlProbeLayer, SqlProbeStep, SqlRun
 
 # (key, step, epoch, value, wall) or an object with those attributes (skipweb.sinks.MetricPoint)
 MetricLike = Sequence[Any] | Any
@@ -44,7 +45,9 @@ def write_batch(
     """
     # Last write wins inside a batch too; PostgreSQL rejects one statement touching a row twice.
     mrows = list({(r["key"], r["step"]): r for r in (_metric_row(run_id, m) for m in metrics)}.values())
+    probes = list(probes)
     prows = list({r["step"]: r for r in (_probe_row(run_id, p) for p in probes)}.values())
+    brows = list({r["step"]: r for p in probes if (r := blocks.step_row(run_id, p))}.values())
     with scope(db) as s:
         if owner is not None and not _holds_lease(s, run_id, owner):
             return False
@@ -58,6 +61,8 @@ def write_batch(
             _upsert(s, SqlLatestMetric.__table__, list(newest.values()), ["run_id", "key"], forward_only=True)
         if prows:
             _upsert(s, SqlProbeStep.__table__, prows, ["run_id", "step"])
+        if brows:
+            _upsert(s, SqlBlockStep.__table__, brows, ["run_id", "step"])
     return True
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Update, delete, func, literal, or_, select, update
 
+from db.blocks import replace_layers
 from db.coltypes import UTCDateTime
 from db.errors import RunNotFound, RunStateError
 from db.records import FINAL_STATUSES
@@ -124,6 +125,7 @@ def set_info(
     total_steps: int | None,
     probe_layers: Iterable[Mapping[str, Any] | Any],
     owner: str | None = None,
+    blocks: Iterable[Any] = (),
 ) -> bool:
     """What the worker learnt when it built the model. Probe layers are replaced, so a resumed attempt
     may call this again. ``probe_layers``: dicts with idx (or index), name, skip, params, or objects with
@@ -136,6 +138,7 @@ def set_info(
             return False
         s.execute(delete(SqlProbeLayer).where(SqlProbeLayer.run_id == run_id))
         s.add_all(layers)
+        replace_layers(s, run_id, blocks)
         return True
 
 

@@ -58,6 +58,7 @@ class DbSink(Sink):
             torch_version=info.torch_version,
             total_steps=info.total_steps,
             probe_layers=info.probe_layers,
+            blocks=info.blocks,
             owner=self.owner,
         )
         self._stop = self._stop or not ok

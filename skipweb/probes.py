@@ -1,8 +1,9 @@
-"""Per-layer gradient probes: gradient norm, weight norm and update/weight ratio of every probe layer.
+"""Probes: per-layer gradient/weight/update norms (GradProbe) and per-block skip/branch gradients and
+activation statistics (BlockProbe).
 
-Everything is computed with ``torch._foreach_*`` kernels over the list of probe weights and stays on the
-device; the trainer fetches the results together with the step losses in ONE host sync per probe step.
-A per-layer ``.item()`` would stall the GPU once per layer (57 times for a resnet-56).
+Everything stays on the device (GradProbe uses ``torch._foreach_*`` kernels over the probe weights); the
+trainer fetches the results together with the step losses in ONE host sync per probe step. A per-layer
+``.item()`` would stall the GPU once per layer (57 times for a resnet-56).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from skipweb.models import ProbeLayer
+from skipweb.models._common import BlockLayer, Fork
 
 
 class GradProbe:
@@ -41,3 +43,100 @@ class GradProbe:
             out = torch.stack([self._grad, w_norm, d_norm / w_norm.clamp_min(1e-12)])
         self._before = self._grad = None
         return out
+
+
+BLOCK_STATS = ("skip_grad", "branch_grad", "act_mean", "act_std", "act_dead", "gate")
+
+
+class BlockProbe:
+    """Per-block probes on the model's :class:`~skipweb.models._common.Fork` points, one step at a time.
+
+    ``arm()`` before the forward pass of a probe step; ``collect()`` after its backward returns a
+    ``(6, n_blocks)`` device tensor, rows in :data:`BLOCK_STATS` order:
+
+    - ``skip_grad`` / ``branch_grad``: norm of the part of ``dL/dx`` (``x`` the block input) that came
+      back through the skip path / through the transformed branch. The two parts sum to ``dL/dx``.
+      NaN ``skip_grad`` where the block has no skip (the no-skip twins).
+    - ``act_mean``, ``act_std``: of the activation entering the block (for a U-Net level: the encoder
+      map its long skip carries).
+    - ``act_dead``: fraction of its channels (units, for an MLP) that are <= 0 for every example and
+      position of the batch: dead ReLU units, or units the next ReLU kills for the whole batch.
+    - ``gate``: highway blocks' mean transform gate T (0 = carry everything); NaN elsewhere.
+
+    All values stay on the device until the trainer's one sync per probe step. ``keep=True`` also keeps
+    the raw gradient tensors (``self.grads[i] = (skip, branch)``), for tests.
+    """
+
+    def __init__(self, model: nn.Module, keep: bool = False):
+        forks = [(name, m) for name, m in model.named_modules() if isinstance(m, Fork)]
+        self.forks = [m for _, m in forks]
+        for i, fork in enumerate(self.forks):
+            fork.index = i
+        self.layers = [BlockLayer(i, _block_name(name), fork.kind) for i, (name, fork) in enumerate(forks)]
+        self.keep = keep
+        self.grads: dict[int, list[torch.Tensor | None]] = {}
+        self._slots: list[list[torch.Tensor | None]] = []
+
+    def arm(self) -> None:
+        self._slots = [[None] * len(BLOCK_STATS) for _ in self.forks]
+        self.grads = {}
+        for fork in self.forks:
+            fork.probe = self
+
+    def disarm(self) -> None:
+        for fork in self.forks:
+            fork.probe = None
+
+    # ---- called by the forks during forward / backward -----------------------------------------------
+    def fork(self, i: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        slot = self._slots[i]
+        with torch.no_grad():
+            a = x.detach()
+            std, mean = torch.std_mean(a.float())
+            reduce = [d for d in range(a.ndim) if d != 1]
+            dead = (a.amax(dim=reduce) <= 0).float().mean()
+            slot[2:5] = [mean, std, dead]
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            return x, x
+        xb = x.view_as(x)
+        xb.register_hook(lambda g: self._grad(i, 1, g))
+        if self.forks[i].kind == "none":
+            return x, xb  # no skip path reads xs
+        xs = x.view_as(x)
+        xs.register_hook(lambda g: self._grad(i, 0, g))
+        return xs, xb
+
+    def gate(self, i: int, t: torch.Tensor) -> None:
+        self._slots[i][5] = t.detach().float().mean()
+
+    def _grad(self, i: int, which: int, g: torch.Tensor) -> None:
+        self._slots[i][which] = torch.linalg.vector_norm(g.detach().float())
+        if self.keep:
+            self.grads.setdefault(i, [None, None])[which] = g.detach().clone()
+
+    # ---- after backward -------------------------------------------------------------------------------
+    def collect(self, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Disarm and return the ``(6, n_blocks)`` statistics; ``scale``: the GradScaler's loss scale
+        (a device tensor, so no sync), divided out of the gradient rows."""
+        self.disarm()
+        nan = None
+        cols = []
+        for slot in self._slots:
+            if any(v is None for v in slot):
+                if nan is None:
+                    ref = next((v for s in self._slots for v in s if v is not None), None)
+                    nan = torch.tensor(float("nan"), device=ref.device if ref is not None else "cpu")
+                slot = [nan if v is None else v for v in slot]
+            cols.append(torch.stack(slot))
+        self._slots = []
+        if not cols:
+            return torch.empty(len(BLOCK_STATS), 0)
+        out = torch.stack(cols, dim=1)
+        if scale is not None:
+            out[:2] = out[:2] / scale.float()
+        return out
+
+
+def _block_name(fork_name: str) -> str:
+    """A block is named after the module owning its fork (``layer1.0``); U-Net levels as ``levels.i``."""
+    return fork_name.removesuffix(".fork") if fork_name.endswith(".fork") else fork_name

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skipweb.models import ProbeLayer
+from skipweb.models import BlockLayer, ProbeLayer
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class ProbePoint:
     grad_norm: list[float]
     weight_norm: list[float]
     update_ratio: list[float]  # ||W_after - W_before|| / ||W_after|| for this step's update
+    # per block (skipweb.probes.BlockProbe), lists in block order; empty for models without blocks
+    skip_grad: list[float] = field(default_factory=list)
+    branch_grad: list[float] = field(default_factory=list)
+    act_mean: list[float] = field(default_factory=list)
+    act_std: list[float] = field(default_factory=list)
+    act_dead: list[float] = field(default_factory=list)
+    gate: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class RunInfo:
     steps_per_epoch: int
     total_steps: int
     resumed_from_step: int = 0
+    blocks: list[BlockLayer] = field(default_factory=list)
 
 
 @dataclass

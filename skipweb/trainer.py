@@ -26,7 +26,7 @@ from skipweb.describe import count_flops
 from skipweb.evaluate import evaluate
 from skipweb.models import count_params
 from skipweb.optim import build_optimizer, build_schedule
-from skipweb.probes import GradProbe
+from skipweb.probes import BLOCK_STATS, BlockProbe, GradProbe
 from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
 from skipweb.spec import RunSpec
 
@@ -41,7 +41,9 @@ class StopRun(Exception):
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device cuda was requested but this machine has no CUDA GPU; use device cpu or auto")
+        raise RuntimeError(
+            "device cuda was requested but this machine has no CUDA GPU; use device cpu or auto"
+        )
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
@@ -74,23 +76,37 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.flops = count_flops(self.model, info.in_channels, info.image_size)
         self.probe = GradProbe(self.model)
+        self.blocks: BlockProbe | None = BlockProbe(self.model)  # None: skip-path/activation probes off
         self.forward = torch.compile(self.model) if spec.compile else self.model
         self.generator = torch.Generator().manual_seed(spec.seed)
-        loader = partial(DeviceLoader, mean=self.data.mean, std=self.data.std, device=self.device,
-                         channels_last=spec.channels_last)
+        loader = partial(
+            DeviceLoader,
+            mean=self.data.mean,
+            std=self.data.std,
+            device=self.device,
+            channels_last=spec.channels_last,
+        )
         augment = info.augment if spec.augment else "none"
-        self.train_loader = loader(self.data.train, batch_size=spec.batch_size, shuffle=True, augment=augment,
-                                   generator=self.generator)
+        self.train_loader = loader(
+            self.data.train,
+            batch_size=spec.batch_size,
+            shuffle=True,
+            augment=augment,
+            generator=self.generator,
+        )
         eval_bs = max(spec.batch_size, 256)
-        self.eval_loaders = {"val": loader(self.data.val, batch_size=eval_bs),
-                             "test": loader(self.data.test, batch_size=eval_bs)}
+        self.eval_loaders = {
+            "val": loader(self.data.val, batch_size=eval_bs),
+            "test": loader(self.data.test, batch_size=eval_bs),
+        }
         self.steps_per_epoch = len(self.train_loader)
         self.optimizer = build_optimizer(self.model, spec)
         self.schedule = build_schedule(self.optimizer, spec, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=spec.amp == "fp16")
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.amp)
-        self.autocast = (partial(torch.autocast, self.device.type, dtype=dtype) if dtype
-                         else contextlib.nullcontext)
+        self.autocast = (
+            partial(torch.autocast, self.device.type, dtype=dtype) if dtype else contextlib.nullcontext
+        )
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.step, self.epoch, self.wall_offset = 0, 0, 0.0
         self._resume()
@@ -113,25 +129,45 @@ class Trainer:
     def _save(self, wall: float) -> Path | None:
         if self.checkpoint_dir is None:
             return None
-        return checkpoint.save(self.checkpoint_dir, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": checkpoint.rng_state(self.generator), "step": self.step, "epoch": self.epoch,
-            "wall": wall, "config_hash": self.spec.config_hash(), "spec": self.spec.model_dump(mode="json"),
-        })
+        return checkpoint.save(
+            self.checkpoint_dir,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": checkpoint.rng_state(self.generator),
+                "step": self.step,
+                "epoch": self.epoch,
+                "wall": wall,
+                "config_hash": self.spec.config_hash(),
+                "spec": self.spec.model_dump(mode="json"),
+            },
+        )
 
     # ---- the loop -----------------------------------------------------------------------------------
     def run(self) -> RunResult:
         spec = self.spec
         total = spec.epochs * self.steps_per_epoch
-        info = RunInfo(spec.family, spec.depth, count_params(self.model), self.flops, str(self.device),
-                       torch.__version__, self.probe.layers, self.steps_per_epoch, total, self.step)
+        info = RunInfo(
+            spec.family,
+            spec.depth,
+            count_params(self.model),
+            self.flops,
+            str(self.device),
+            torch.__version__,
+            self.probe.layers,
+            self.steps_per_epoch,
+            total,
+            self.step,
+            self.blocks.layers if self.blocks else [],
+        )
         for s in self.sinks:
             s.on_start(info)
         self.t0 = time.perf_counter() - self.wall_offset
         # per step: (step, fractional epoch, lr, wall, batch size, loss, error) — tensors stay on the device
         self._window: list[tuple[int, float, float, float, int, torch.Tensor, torch.Tensor]] = []
-        self._probes: list[tuple[int, float, torch.Tensor]] = []
+        self._probes: list[tuple[int, float, torch.Tensor, torch.Tensor | None]] = []
         self._last_flush = time.perf_counter()
         status, reason, summary = "succeeded", None, {}
         try:
@@ -152,12 +188,17 @@ class Trainer:
         sums = {"loss": 0.0, "error": 0.0, "n": 0}
         t_epoch = time.perf_counter()
         for i, (x, y) in enumerate(self.train_loader):
+            probing = self.step % self.spec.probe_every == 0
+            blocks = self.blocks if probing else None
+            if blocks:
+                blocks.arm()
             with self.autocast():
-                logits = self.forward(x)
+                # a probe step runs the eager model: the block probes' gradient hooks do not compile
+                logits = (self.model if blocks else self.forward)(x)
             loss = self.loss_fn(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            probing = self.step % self.spec.probe_every == 0
+            block_stats = blocks.collect(self._loss_scale()) if blocks else None
             if probing:
                 if self.scaler.is_enabled():
                     self.scaler.unscale_(self.optimizer)  # probe true gradients, not loss-scaled ones
@@ -171,17 +212,22 @@ class Trainer:
                 valid = y != IGNORE_INDEX
                 err = ((logits.argmax(1) != y) & valid).sum() / valid.sum().clamp_min(1)
             ep = self.epoch + (i + 1) / self.steps_per_epoch
-            self._window.append((self.step, ep, lr, time.perf_counter() - self.t0, len(y), loss.detach(), err))
+            self._window.append(
+                (self.step, ep, lr, time.perf_counter() - self.t0, len(y), loss.detach(), err)
+            )
             if probing:
-                self._probes.append((self.step, ep, self.probe.after_step()))
+                self._probes.append((self.step, ep, self.probe.after_step(), block_stats))
                 self._flush(sums)
         self._flush(sums)
         self.epoch += 1
-        summary = {"epoch/train_loss": sums["loss"] / max(1, sums["n"]),
-                   "epoch/train_error": sums["error"] / max(1, sums["n"])}
+        summary = {
+            "epoch/train_loss": sums["loss"] / max(1, sums["n"]),
+            "epoch/train_error": sums["error"] / max(1, sums["n"]),
+        }
         for split, loader in self.eval_loaders.items():
-            scores = evaluate(self.model, loader, task=self.task, num_classes=self.num_classes,
-                              autocast=self.autocast)
+            scores = evaluate(
+                self.model, loader, task=self.task, num_classes=self.num_classes, autocast=self.autocast
+            )
             summary.update({f"{split}/{k}": v for k, v in scores.items()})
         summary["time/epoch_s"] = time.perf_counter() - t_epoch
         wall = time.perf_counter() - self.t0
@@ -195,6 +241,10 @@ class Trainer:
                 s.on_checkpoint(self.epoch, self.step, path)
         return summary
 
+    def _loss_scale(self) -> torch.Tensor | None:
+        """The GradScaler's current scale as a device tensor (no sync), or None without fp16 scaling."""
+        return self.scaler._get_scale_async() if self.scaler.is_enabled() else None
+
     def _flush(self, sums: dict) -> None:
         """Hand everything since the last flush to the sinks, after one device→host transfer."""
         if not self._window:
@@ -203,22 +253,34 @@ class Trainer:
         self._window, self._probes = [], []
         n = len(window)
         packed = [torch.stack([w[5] for w in window]).float(), torch.stack([w[6] for w in window]).float()]
-        packed += [p[2].flatten() for p in probes]
+        for p in probes:
+            packed += [p[2].flatten()] + ([p[3].flatten()] if p[3] is not None else [])
         host = torch.cat(packed).tolist()  # the one sync
-        losses, errors = host[:n], host[n:2 * n]
+        losses, errors = host[:n], host[n : 2 * n]
         now = time.perf_counter()
         metrics: list[MetricPoint] = []
         for (step, ep, lr, wall, *_), loss, err in zip(window, losses, errors, strict=True):
-            metrics += [MetricPoint("train/loss", step, ep, loss, wall), MetricPoint("train/error", step, ep, err, wall),
-                        MetricPoint("lr", step, ep, lr, wall)]
+            metrics += [
+                MetricPoint("train/loss", step, ep, loss, wall),
+                MetricPoint("train/error", step, ep, err, wall),
+                MetricPoint("lr", step, ep, lr, wall),
+            ]
         rate = sum(w[4] for w in window) / max(now - self._last_flush, 1e-9)
         metrics.append(MetricPoint("samples_per_s", window[-1][0], window[-1][1], rate, window[-1][3]))
         self._last_flush = now
-        layers = len(self.probe.layers)
+        layers, pos = len(self.probe.layers), 2 * n
         probe_points = []
-        for j, (step, ep, _) in enumerate(probes):
-            flat = host[2 * n + 3 * layers * j: 2 * n + 3 * layers * (j + 1)]
-            probe_points.append(ProbePoint(step, ep, flat[:layers], flat[layers:2 * layers], flat[2 * layers:]))
+        for step, ep, _, block_stats in probes:
+            flat = host[pos : pos + 3 * layers]
+            pos += 3 * layers
+            stats: dict[str, list[float]] = {}
+            if block_stats is not None:
+                nb = block_stats.shape[1]
+                stats = {k: host[pos + r * nb : pos + (r + 1) * nb] for r, k in enumerate(BLOCK_STATS)}
+                pos += len(BLOCK_STATS) * nb
+            probe_points.append(
+                ProbePoint(step, ep, flat[:layers], flat[layers : 2 * layers], flat[2 * layers :], **stats)
+            )
         sums["loss"] += sum(losses)
         sums["error"] += sum(errors)
         sums["n"] += n

@@ -1,7 +1,7 @@
 """The model zoo. Importing this package registers every family.
 
-    >>> from skipweb.models import get_model, list_models
-    >>> net = get_model("resnet", depth=20, shortcut="A")
+>>> from skipweb.models import get_model, list_models
+>>> net = get_model("resnet", depth=20, shortcut="A")
 """
 # ruff: noqa: I001, E402, F401  (registration order below is the order users see families in)
 
@@ -15,7 +15,7 @@ from skipweb.models._registry import (
     list_models,
     register_model,
 )
-from skipweb.models._common import count_params
+from skipweb.models._common import BlockLayer, count_params
 
 from skipweb.models import resnet as _resnet  # registers plain + resnet
 from skipweb.models import densenet as _densenet
@@ -25,6 +25,7 @@ from skipweb.models import mlp as _mlp
 from skipweb.models import tv as _tv
 
 __all__ = [
+    "BlockLayer",
     "COMMON_CHOICES",
     "ModelConfigError",
     "ModelInfo",

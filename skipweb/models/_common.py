@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -86,3 +89,48 @@ def zero_pad_shortcut(x: torch.Tensor, out_channels: int, stride: int) -> torch.
     if extra > 0:
         x = nn.functional.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
     return x
+
+
+MERGE_KINDS = ("add", "concat", "gate", "long", "none")
+
+
+@dataclass(frozen=True)
+class BlockLayer:
+    """One block with a merge, in forward order: what :class:`skipweb.probes.BlockProbe` reports on.
+
+    ``kind``: ``add`` (residual), ``concat`` (dense), ``gate`` (highway), ``long`` (U-Net encoder level),
+    ``none`` (the same block of a no-skip twin: there is a branch but no skip path).
+    """
+
+    index: int
+    name: str
+    kind: str
+
+
+class Fork(nn.Module):
+    """Where a block's input splits into the skip path and the transformed branch: ``xs, xb = fork(x)``.
+
+    Outside probe steps both are ``x`` itself and the fork costs nothing. While a probe is attached
+    (``self.probe``, set by :class:`skipweb.probes.BlockProbe` for one step) the probe hands back two
+    autograd aliases of ``x`` with gradient hooks, so backward delivers ``dL/dx`` in two parts: what
+    came back through the skip and what came back through the branch. They sum to ``dL/dx``.
+    No parameters or buffers: adding a fork changes no state dict.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind not in MERGE_KINDS:
+            raise ValueError(f"unknown merge kind {kind!r}")
+        self.kind = kind
+        self.index = -1
+        self.probe: Any = None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.probe is None:
+            return x, x
+        return self.probe.fork(self.index, x)
+
+    def gate(self, t: torch.Tensor) -> None:
+        """Highway blocks report their transform gate ``T`` here (its batch mean is recorded)."""
+        if self.probe is not None:
+            self.probe.gate(self.index, t)

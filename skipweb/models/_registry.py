@@ -48,7 +48,9 @@ class ModelInfo:
     depth_rule: str  # human text, e.g. "6n+2 (20, 32, 44, 56, 110, ...)"
     check_depth: Callable[[int, dict], str | None]  # returns an error message or None
     example_depths: tuple[int, ...]
-    options: dict[str, tuple] = field(default_factory=dict)  # option -> allowed values; bools are (False, True)
+    options: dict[str, tuple] = field(
+        default_factory=dict
+    )  # option -> allowed values; bools are (False, True)
     defaults: dict = field(default_factory=dict)
     paper: str = ""
 
@@ -111,4 +113,6 @@ def get_model(
     """Build a registered family. ``opts`` are the family's declared options (validated here)."""
     info = get_info(name)
     full = info.resolve(depth, opts)
-    return info.builder(depth=depth, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **full)
+    return info.builder(
+        depth=depth, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **full
+    )

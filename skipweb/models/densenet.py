@@ -22,7 +22,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from skipweb.models._common import ProbedModel, init_weights, make_act, make_norm
+from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm
 from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
 
 
@@ -53,10 +53,12 @@ class _DenseLayer(nn.Module):
         self.out_channels = in_channels + growth if concat else growth
         # The concatenation carries the input past this layer's convs unchanged.
         self.skip_bridged = concat
+        self.fork = Fork("concat" if concat else "none")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        new = self.branch(x)
-        return torch.cat([x, new], dim=1) if self.concat else new
+        xs, xb = self.fork(x)
+        new = self.branch(xb)
+        return torch.cat([xs, new], dim=1) if self.concat else new
 
 
 class _Transition(nn.Sequential):

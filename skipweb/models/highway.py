@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skipweb.models._common import init_weights, make_act, make_norm
+from skipweb.models._common import Fork, init_weights, make_act, make_norm
 from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
 from skipweb.models.resnet import DEFAULTS, WIDTHS, CifarResNet, cifar_depth_error, conv3x3, make_shortcut
 
@@ -53,12 +53,16 @@ class HighwayBlock(nn.Module):
         self.carry = make_shortcut("A", in_planes, planes, stride, norm) if skip else None
         self.merge = HighwayMerge() if skip else None
         self.skip_bridged = skip
+        self.fork = Fork("gate" if skip else "none")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))
+        xs, xb = self.fork(x)  # the carry is the skip path; H and the gate T are the branch
+        h = self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(xb))))))
         if self.gate is None:
             return h
-        return self.merge(h, self.carry(x), torch.sigmoid(self.gate(x)))
+        t = torch.sigmoid(self.gate(xb))
+        self.fork.gate(t)
+        return self.merge(h, self.carry(xs), t)
 
 
 def highway(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skipweb.models._common import ProbedModel, init_weights, make_act, make_norm
+from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm
 from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
 
 MAX_DEPTH = 1000
@@ -27,10 +27,12 @@ class MLPBlock(nn.Module):
         self.act = make_act(act)
         self.fc = nn.Linear(width, width)
         self.skip_bridged = skip
+        self.fork = Fork("add" if skip else "none")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.fc(self.act(self.norm(x)))
-        return x + out if self.skip_bridged else out
+        xs, xb = self.fork(x)
+        out = self.fc(self.act(self.norm(xb)))
+        return xs + out if self.skip_bridged else out
 
 
 class MLP(ProbedModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skipweb.models._common import ProbedModel, init_weights, make_act, make_norm, zero_pad_shortcut
+from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm, zero_pad_shortcut
 from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
 
 MAX_DEPTH = 1202  # the deepest net of He et al. 2015; beyond it a CPU run is hopeless anyway
@@ -72,11 +72,13 @@ class BasicBlock(nn.Module):
         self.shortcut = make_shortcut(shortcut, in_planes, planes, stride, norm) if skip else None
         self.act2 = make_act(act)
         self.skip_bridged = skip
+        self.fork = Fork("add" if skip else "none")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        xs, xb = self.fork(x)
+        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(xb)))))
         if self.shortcut is not None:
-            out = out + self.shortcut(x)
+            out = out + self.shortcut(xs)
         return self.act2(out)
 
 
@@ -103,16 +105,24 @@ class PreActBlock(nn.Module):
         self.shortcut = make_shortcut(shortcut, in_planes, planes, stride, norm) if skip else None
         self.projects = isinstance(self.shortcut, nn.Sequential)  # only projections are Sequential
         self.skip_bridged = skip
+        self.fork = Fork("add" if skip else "none")
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.act2(self.bn2(self.conv1(pre))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.act1(self.bn1(x))
+        # A projection reads the pre-activated input, so the fork sits after act1 for it (the shared
+        # norm+act then counts as skip path too); identity and option A shortcuts fork x itself.
+        if self.projects:
+            xs, xb = self.fork(self.act1(self.bn1(x)))
+            pre = xb
+        else:
+            xs, xb = self.fork(x)
+            pre = self.act1(self.bn1(xb))
         out = self.residual(pre)
         if self.shortcut is None:
             return out
-        return out + self.shortcut(pre if self.projects else x)
+        return out + self.shortcut(xs)
 
 
 class PreActBottleneck(PreActBlock):
@@ -135,6 +145,7 @@ class PreActBottleneck(PreActBlock):
         self.shortcut = make_shortcut(shortcut, in_planes, out_planes, stride, norm) if skip else None
         self.projects = isinstance(self.shortcut, nn.Sequential)
         self.skip_bridged = skip
+        self.fork = Fork("add" if skip else "none")
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         out = self.conv2(self.act2(self.bn2(self.conv1(pre))))

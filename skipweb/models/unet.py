@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skipweb.models._common import ProbedModel, init_weights, make_act, make_norm
+from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm
 from skipweb.models._registry import COMMON_CHOICES, ModelConfigError, ModelInfo, register_model
 
 MAX_DEPTH = 6
@@ -116,6 +116,9 @@ class UNet(ProbedModel):
             for i in reversed(range(depth))
         )
         self.outc = nn.Conv2d(widths[0], num_classes, 1)
+        # one fork per encoder level with a long skip: its map goes down the encoder (the branch) and
+        # across to the decoder (the skip path)
+        self.levels = nn.ModuleList(Fork("long" if skip != "none" else "none") for _ in range(depth))
         if skip != "none":
             # A layer is bridged when some long skip lets the gradient bypass it: every step below the
             # top level and every upsampler. Only the first encoder conv, the last decoder conv and the
@@ -127,12 +130,13 @@ class UNet(ProbedModel):
         step = 2**self.depth
         if x.shape[-2] % step or x.shape[-1] % step:
             raise ValueError(f"U-Net of depth {self.depth} needs height and width divisible by {step}")
-        encoded = [self.inc(x)]
-        for down in self.downs:
-            encoded.append(down(encoded[-1]))
-        x = encoded.pop()  # the bottleneck has no skip of its own
-        for up in self.ups:
-            x = up(x, encoded.pop())
+        x, skips = self.inc(x), []
+        for fork, down in zip(self.levels, self.downs, strict=True):
+            xs, xb = fork(x)
+            skips.append(xs)
+            x = down(xb)
+        for up in self.ups:  # x is the bottleneck, which has no skip of its own
+            x = up(x, skips.pop())
         return self.outc(x)
 
 
