@@ -98,9 +98,16 @@ def test_compare_experiment_view(trained, monkeypatch):
         assert got["params"] == r.params > 0
         assert got["final test error"] == pytest.approx(r.latest["test/error"])
     charts = at.get("plotly_chart")
-    assert len(charts) == 5  # curves, heatmaps, grad vs depth, degradation, error vs params
+    # curves, grad heatmaps, grad vs depth, block heatmaps, block profile, degradation, error vs params
+    assert len(charts) == 7
     specs = [c.proto.spec for c in charts]
     assert '"type":"heatmap"' in specs[1].replace(" ", "")
+    # skip path vs branch: one panel per run on one diverging scale; the plain net has no skip path
+    assert at.radio(key="cmp_block_view").value == "ratio"
+    assert "log10 skip" in specs[3] and "not defined for this net" in specs[3]
+    assert '"type":"heatmap"' in specs[3].replace(" ", "") and "gradient ratio per block" in specs[4]
+    at.radio(key="cmp_block_view").set_value("act_dead").run()
+    assert not at.exception and "dead-unit fraction" in at.get("plotly_chart")[3].proto.spec
     # the URL reproduces the view: widget state came from it and was written back
     assert at.session_state["cmp_x"] == "epoch" and at.session_state["cmp_smooth"] == 0.5
     assert at.session_state["cmp_log"] is True
