@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from db.session import DbLike, scope
 from db.tables import SqlLandscape
@@ -71,18 +71,35 @@ def latest_landscape(db: DbLike, run_id: int, kind: str = "2d") -> LandscapeReco
             .order_by(SqlLandscape.id.desc())
             .limit(1)
         ).first()
-        if row is None:
-            return None
-        return LandscapeRecord(
-            row.id,
-            row.run_id,
-            row.kind,
-            row.grid,
-            row.range,
-            row.seed,
-            row.subset,
-            list(row.x),
-            None if row.y is None else list(row.y),
-            list(row.loss),
-            row.created_at,
-        )
+        return None if row is None else _record(row)
+
+
+def latest_landscapes(db: DbLike, run_ids: Sequence[int], kind: str = "2d") -> dict[int, LandscapeRecord]:
+    """run id → its newest slice of ``kind``, for the runs that have one (one query for a whole page)."""
+    if not run_ids:
+        return {}
+    newest = (
+        select(func.max(SqlLandscape.id))
+        .where(SqlLandscape.run_id.in_(list(run_ids)), SqlLandscape.kind == kind)
+        .group_by(SqlLandscape.run_id)
+    )
+    with scope(db, read_only=True) as s:
+        return {
+            r.run_id: _record(r) for r in s.scalars(select(SqlLandscape).where(SqlLandscape.id.in_(newest)))
+        }
+
+
+def _record(row: SqlLandscape) -> LandscapeRecord:
+    return LandscapeRecord(
+        row.id,
+        row.run_id,
+        row.kind,
+        row.grid,
+        row.range,
+        row.seed,
+        row.subset,
+        list(row.x),
+        None if row.y is None else list(row.y),
+        list(row.loss),
+        row.created_at,
+    )

@@ -141,6 +141,7 @@ def sw(*args: str, data: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_end_to_end(tmp_path) -> None:
+    from db.landscape_jobs import get_job
     from db.landscapes import latest_landscape
     from db.session import dispose_engine
 
@@ -172,22 +173,28 @@ def test_cli_end_to_end(tmp_path) -> None:
     finally:
         dispose_engine(url)
 
-    # the worker task computes and stores the same way (called in a process with the same settings)
-    code = f"from workers.tasks import landscape_run; print(landscape_run.run({run_id}, 3, 0.5, 64, 1))"
+    # --queue writes a job row and publishes its id; the worker task computes and stores it the same way
+    out = sw(
+        "landscape", str(run_id), "--grid", "3", "--range", "0.5", "--subset", "64", "--seed", "1", "--queue",
+        "--json", data=data,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    queued = json.loads(out.stdout)
+    assert queued == {"job_id": queued["job_id"], "run_id": run_id, "status": "queued"}
+    assert len(list((data / "broker" / "queue").iterdir())) == 1
+    code = f"from workers.tasks import landscape_job as t; print(t.run({queued['job_id']}), t.run({queued['job_id']}))"
     env = {**os.environ, "SKIPWEB_DATA_DIR": str(data)}
     task = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-    assert task.returncode == 0 and task.stdout.strip() == "stored", task.stderr
+    assert task.returncode == 0, task.stderr
+    assert task.stdout.strip().startswith("succeeded skipped: not queued"), task.stdout  # run twice: no-op
     try:
+        job = get_job(url, queued["job_id"])
+        assert job.status == "succeeded" and job.finished_at is not None and job.reason is None
         row2 = latest_landscape(url, run_id)
         assert row2.id > row.id and row2.range == 0.5 and row2.subset == 64 and row2.seed == 1
         assert row2.x == [-0.5, 0.0, 0.5] and len(row2.loss) == 3
     finally:
         dispose_engine(url)
-    # --queue publishes one message for the workers
-    out = sw("landscape", str(run_id), "--grid", "5", "--queue", "--json", data=data)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"run_id": run_id, "queued": True, "grid": 5, "range": 1.0}
-    assert len(list((data / "broker" / "queue").iterdir())) == 1
 
     # errors: one line, exit 2
     out = sw("landscape", "999", data=data)

@@ -299,6 +299,11 @@ def test_run_detail_of_trained_run(trained_env):
     assert layers["skip"].any() and not layers["skip"].all()
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "skip" in dot and "layer1.0.conv1" in dot
+    # blocks: skip/branch ratio and dead units, one heatmap each, 9 basic blocks of resnet-20
+    assert "Blocks" in texts(at)
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    ratio = next(s for s in specs if "log10 skip" in s)
+    assert "layer3.2 (add)" in ratio and "dead-unit fraction" in " ".join(specs)
 
 
 def test_run_detail_failed_reason(trained_env):

@@ -11,7 +11,8 @@ Brokers:
   fires, the redelivered id finds the run already claimed and is a no-op, because claims are atomic in
   the database.
 
-Only JSON crosses the broker (pickle from a broker is remote code execution), and only a run id.
+Only JSON crosses the broker (pickle from a broker is remote code execution), and only a run id (or,
+for a loss landscape, a job id: the job's row in ``landscape_jobs`` holds its parameters).
 """
 
 from __future__ import annotations
@@ -78,4 +79,33 @@ def enqueue(run_ids: list[int], queue: str = "cpu", celery: Celery | None = None
     celery = celery or app
     with celery.producer_or_acquire() as producer:
         for run_id in run_ids:
-            celery.send_task(TASK_TRAIN, args=[int(run_id)], queue=queue, routing_key=queue, producer=producer)
+            celery.send_task(
+                TASK_TRAIN, args=[int(run_id)], queue=queue, routing_key=queue, producer=producer
+            )
+
+
+def enqueue_landscapes(job_ids: list[int], queue: str = "cpu", celery: Celery | None = None) -> None:
+    """Publish loss-landscape job ids (db.landscape_jobs); as :func:`enqueue`, only once committed."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; choose one of: {', '.join(QUEUES)}")
+    celery = celery or app
+    with celery.producer_or_acquire() as producer:
+        for job_id in job_ids:
+            celery.send_task(
+                TASK_LANDSCAPE, args=[int(job_id)], queue=queue, routing_key=queue, producer=producer
+            )
+
+
+def queue_of_run(record) -> str:
+    """The queue for work on a run's weights: the kind of worker that trained it. ``gpu`` when its spec asks
+    for CUDA or it ran on a GPU worker (the Launch page's gpu queue sends ``device: auto``), else ``cpu``,
+    which CPU workers consume; GPU workers consume only ``gpu``."""
+    if record is None:
+        return "cpu"
+    try:
+        device = record.spec.get("device", "auto")
+    except (ValueError, AttributeError):  # a malformed stored spec: go by where it ran
+        device = "auto"
+    if device == "cpu":
+        return "cpu"
+    return "gpu" if device == "cuda" or (record.device or "").startswith("cuda") else "cpu"

@@ -64,6 +64,7 @@ def execute(run_id: int, settings: Settings | None = None, extra_sinks=(), owner
     from skipweb.sinks import Sink
     from skipweb.spec import RunSpec, SpecError
     from skipweb.trainer import Trainer
+    from workers.landscape import after_run
 
     settings = settings or get_settings()
     engine = get_engine(settings.db_url)
@@ -75,6 +76,7 @@ def execute(run_id: int, settings: Settings | None = None, extra_sinks=(), owner
         spec = RunSpec.parse(record.spec_json)
     except SpecError as e:
         runs.mark_bad_spec(engine, run_id, str(e))
+        after_run(engine, run_id, "failed")
         return f"failed: invalid spec: {e}"
 
     beat = Heartbeat(engine, run_id, owner, settings.heartbeat_seconds)
@@ -85,8 +87,12 @@ def execute(run_id: int, settings: Settings | None = None, extra_sinks=(), owner
 
     beat.start()
     try:
-        trainer = Trainer(spec, data_dir=settings.datasets_dir, checkpoint_dir=Path(record.checkpoint_path),
-                          sinks=[DbSink(run_id, db=engine, owner=owner), Cancel(), *extra_sinks])
+        trainer = Trainer(
+            spec,
+            data_dir=settings.datasets_dir,
+            checkpoint_dir=Path(record.checkpoint_path),
+            sinks=[DbSink(run_id, db=engine, owner=owner), Cancel(), *extra_sinks],
+        )
         result = trainer.run()
         status, reason = result.status, result.reason
         if status == "cancelled" and not beat.stop.is_set():
@@ -100,4 +106,5 @@ def execute(run_id: int, settings: Settings | None = None, extra_sinks=(), owner
         reason = "cancelled on request" if runs.stop_requested(engine, run_id) else reason
     if not runs.finish(engine, run_id, owner, status, reason):
         return f"lost lease: {status} not recorded"
+    after_run(engine, run_id, status)  # its loss-landscape jobs: queue them, or fail them
     return f"{status}" + (f": {reason}" if reason else "")

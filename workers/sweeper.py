@@ -5,6 +5,8 @@
 2. Runs that are queued in the database but whose message the broker lost (Redis restarted without
    persistence, the embedded broker's file fetched by a worker that was then killed) are published
    again. Duplicates are harmless: a claim is an atomic UPDATE, so a second message is a no-op.
+3. Loss-landscape jobs: pending ones whose run already ended are queued (it succeeded) or failed, and
+   queued ones are published again on the same condition as runs.
 """
 
 from __future__ import annotations
@@ -60,7 +62,33 @@ def sweep(celery, settings: Settings | None = None, republish_after: float = 30.
                 enqueue(ids, queue=queue, celery=celery)
     if requeued or ended or republished:
         log.info("sweep: requeued %s, ended %s, republished %s", requeued, ended, republished)
-    return {"requeued": requeued, "ended": ended, "republished": republished}
+    return {
+        "requeued": requeued,
+        "ended": ended,
+        "republished": republished,
+        **sweep_landscapes(celery, engine),
+    }
+
+
+def sweep_landscapes(celery, engine, republish_after: float = 30.0) -> dict:
+    """Settle pending landscape jobs of ended runs; publish the released ones, and every queued one older
+    than ``republish_after`` when the broker's queues are empty (its message may be lost)."""
+    from db import landscape_jobs
+    from workers.celery_app import QUEUES, enqueue_landscapes, queue_of_run
+
+    released, failed = landscape_jobs.settle_pending(engine)
+    todo = [(j, r) for j, r in landscape_jobs.queued_jobs(engine) if j in released]
+    if all(broker_depth(celery, q) == 0 for q in QUEUES):
+        todo = landscape_jobs.queued_jobs(engine, older_than=republish_after) + todo
+    by_queue: dict[str, list[int]] = {}
+    for job_id, run_id in dict(todo).items():
+        by_queue.setdefault(queue_of_run(runs.get_run(engine, run_id)), []).append(job_id)
+    for queue, ids in by_queue.items():
+        enqueue_landscapes(ids, queue=queue, celery=celery)
+    published = sorted(j for ids in by_queue.values() for j in ids)
+    if released or failed or published:
+        log.info("sweep: landscape jobs released %s, failed %s, published %s", released, failed, published)
+    return {"landscapes_failed": failed, "landscapes_published": published}
 
 
 def queue_of(engine, run_id: int) -> str:

@@ -1,4 +1,5 @@
-"""Celery tasks. Each takes a run id only and re-reads everything from the database."""
+"""Celery tasks. Each takes one id (a run's, or a landscape job's) and re-reads everything from the
+database."""
 
 from __future__ import annotations
 
@@ -31,14 +32,10 @@ def _start_sweeper(sender=None, **_) -> None:
 
 
 @app.task(name=TASK_LANDSCAPE, acks_late=True, ignore_result=True)
-def landscape_run(
-    run_id: int, grid: int = 11, range_: float = 1.0, subset: int | None = 512, seed: int = 0
-) -> str:
-    """Compute and store the loss landscape of a finished run (skipweb.cli.landscape.compute_and_store)."""
-    from skipweb.cli.landscape import compute_and_store
-    from skipweb.settings import get_settings
+def landscape_job(job_id: int) -> str:
+    """Compute and store the loss landscape a ``landscape_jobs`` row asks for (workers.landscape)."""
+    from workers.landscape import execute_job
 
-    result = compute_and_store(get_settings(), int(run_id), grid=int(grid), range_=float(range_),
-                               subset=None if subset is None else int(subset), seed=int(seed))
-    log.info("run %s: landscape %dx%d stored (final loss %.4g)", run_id, grid, grid, result.final_loss)
-    return "stored"
+    outcome = execute_job(int(job_id))
+    log.info("landscape job %s: %s", job_id, outcome)
+    return outcome

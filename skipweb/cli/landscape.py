@@ -101,22 +101,26 @@ def landscape(
         int, typer.Option(min=0, help="seed of the random directions and the subset")
     ] = DEFAULT_SEED,
     queue: Annotated[
-        bool, typer.Option("--queue", help="send it to the workers instead of computing here")
+        bool, typer.Option("--queue", help="queue a job for the workers instead of computing here")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Loss landscape around a run's final weights (Li et al. 2018): 2-D filter-normalized slice + init→final line."""
     settings = open_db()
     sub = subset or None
-    if queue:
-        from workers.celery_app import TASK_LANDSCAPE, app
+    if queue:  # a job row, then its id to the workers (the same path as the Run detail page's button)
+        from skipweb.launch import request_landscape
 
         checked_run(settings.db_url, run_id)
-        app.send_task(TASK_LANDSCAPE, args=[run_id, grid, range_, sub, seed], queue="cpu", routing_key="cpu")
+        req = request_landscape(
+            run_id, grid=grid, range_=range_, subset=subset, seed=seed, db=settings.db_url
+        )
         if as_json:
-            print(json.dumps({"run_id": run_id, "queued": True, "grid": grid, "range": range_}))
+            print(json.dumps(req.as_json()))
         else:
-            stdout.print(f"run {run_id}: landscape {grid}×{grid} over ±{range_} queued")
+            stdout.print(f"run {run_id}: landscape job {req.job_id} ({grid}×{grid} over ±{range_}) queued")
+        if req.warning:
+            stderr.print(f"warning: {req.warning}")
         return
 
     from rich.progress import (

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from skipweb import charts
+from skipweb.ui import blocks_view, landscape_view
 from skipweb.ui import compare_data as data
 
 LAUNCH_HINT = (
@@ -317,6 +318,8 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
         step = st.slider("Probe step", lo, hi, hi, key="cmp_step") if hi > lo else hi
         show(charts.grad_vs_depth(grads, step, colors=charts.color_map(grads)), "grad-vs-depth", "depth")
 
+    blocks_view.compare_section(url, runs, display_labels(runs))
+
     st.subheader("Depth and size")
     latest = data.latest_values(url, data.ids([r.id for r in runs]))
     which = st.radio("Final", list(FINAL_METRICS), horizontal=True, key="cmp_final")
@@ -329,6 +332,8 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
             show(charts.error_vs_params(rows, FINAL_METRICS[which]), "error-vs-params", "params")
     else:
         st.info(f"No run has a final {which} yet.")
+
+    landscape_view.compare_section(url, runs, display_labels(runs))
 
     st.subheader("Summary")
     df = table(url, runs)

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from skipweb.data import get_dataset_info, list_datasets
+from skipweb.landscape import DEFAULT_GRID
 from skipweb.launch import plan, split_list, submit
 from skipweb.models import get_info, list_models
 from skipweb.spec import RunSpec, SpecError
@@ -37,6 +38,8 @@ BASE_DEFAULTS = {
     "seeds": "0",
     "probe_every": 10,
     "queue": "cpu",
+    "landscape": False,
+    "landscape_grid": DEFAULT_GRID,
     "title": "",
     "tags": "",
     "description": "",
@@ -240,6 +243,12 @@ def page() -> None:
     seeds_text = c3.text_input("Seeds", key=K + "seeds", help="comma-separated, e.g. 0,1,2")
     probe_every = c4.number_input("Probe every N steps", 1, 100_000, key=K + "probe_every")
     queue = c1.radio("Device queue", ["cpu", "gpu"], key=K + "queue", horizontal=True)
+    landscape = c2.checkbox(
+        "Loss landscape after training", key=K + "landscape", help="a worker computes it when a run succeeds"
+    )
+    landscape_grid = c3.number_input(
+        "Landscape grid", 3, 101, key=K + "landscape_grid", disabled=not landscape, help="N: an N×N grid"
+    )
 
     st.subheader("Experiment")
     title = st.text_input("Title", key=K + "title", placeholder="what this experiment asks")
@@ -294,7 +303,16 @@ def page() -> None:
     if st.button("Launch", type="primary", disabled=not writable, key=K + "go"):
         tags = [t.strip() for t in tags_text.split(",") if t.strip()]
         exp_title = title.strip() or f"{', '.join(families)} on {dataset}"
-        do_submit(specs, title=exp_title, description=description, tags=tags, force=force, queue=queue)
+        surface = {"grid": int(landscape_grid)} if landscape else None
+        do_submit(
+            specs,
+            title=exp_title,
+            description=description,
+            tags=tags,
+            force=force,
+            queue=queue,
+            landscape=surface,
+        )
 
 
 @st.cache_data(ttl=3, show_spinner=False)
@@ -324,7 +342,9 @@ def celery_app():
     return _celery(str(s.data_dir), s.broker_url)
 
 
-def do_submit(specs, *, title: str, description: str = "", tags=(), force=False, queue="cpu") -> None:
+def do_submit(
+    specs, *, title: str, description: str = "", tags=(), force=False, queue="cpu", landscape=None
+) -> None:
     if not can_write():
         st.error("sign in to launch runs")
         return
@@ -339,6 +359,7 @@ def do_submit(specs, *, title: str, description: str = "", tags=(), force=False,
             queue=queue,
             db=engine(),
             celery=celery_app(),
+            landscape=landscape,
         )
     except SpecError as e:
         st.error(str(e).splitlines()[0])
@@ -349,6 +370,8 @@ def do_submit(specs, *, title: str, description: str = "", tags=(), force=False,
         st.warning(f"nothing queued: all {len(result.skipped)} configurations already succeeded")
         return
     st.success(f"Experiment {result.experiment_id}: queued {len(result.run_ids)} runs.")
+    if result.landscape_job_ids:
+        st.info(f"A loss landscape follows each run that succeeds ({len(result.landscape_job_ids)} pending).")
     if result.skipped:
         st.info(f"skipped {len(result.skipped)} configurations that already succeeded")
     if result.warning:

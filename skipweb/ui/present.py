@@ -10,10 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from skipweb import charts
-from skipweb.ui import compare
+from skipweb.ui import compare, landscape_view
 from skipweb.ui import compare_data as data
 
-CHARTS = ("curves", "heatmaps", "depth", "degradation", "params")
+CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "landscape")
 DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")
 MAX_TEXT = 2000
 
@@ -105,6 +105,14 @@ def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None
         else:
             last = max(int(s[-1]) for s, _ in grads.values())
             fig = charts.grad_vs_depth(grads, last, colors=charts.color_map(grads))
+    elif name == "landscape":  # the first two runs with a loss landscape, one colour scale
+        pair = landscape_view.pair_figures(
+            url, landscape_view.first_pair(url, runs), compare.display_labels(runs)
+        )
+        if pair is None:
+            st.info("No run here has a loss landscape yet (Run detail: Compute landscape).")
+            return
+        fig = pair[0]
     else:
         latest = data.latest_values(url, data.ids([r.id for r in runs]))
         rows = compare.final_rows(runs, latest, compare.DEFAULT_METRIC)

@@ -1,5 +1,5 @@
-"""Run detail page (``?run=ID``): spec, environment, failure reason, every metric, the probe layers and a
-diagram of the network with its skip connections."""
+"""Run detail page (``?run=ID``): spec, environment, failure reason, every metric, the probe layers, a
+diagram of the network with its skip connections and its loss landscape (skipweb.ui.landscape_view)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from skipweb.ui import blocks_view, landscape_view
 from skipweb.ui.common import cached_runs, engine, int_param, link
 
 FAILED = ("failed", "diverged")
@@ -95,8 +96,10 @@ def page() -> None:
     metrics_section(url, run)
     layers = _layers(url, run.id)
     layers_section(run, layers)
+    blocks_view.run_section(url, run)
     if run.family == "unet":
         gallery_section(run)
+    landscape_view.run_section(run)
 
 
 def metrics_section(url: str, run) -> None:

@@ -1,0 +1,224 @@
+"""Loss-landscape jobs: the db functions on SQLite and PostgreSQL, a submission that asks for landscapes,
+and the whole path through a real embedded-mode worker process (a tiny run whose pending job succeeds)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _runs(url: str, n: int) -> list[int]:
+    from db import experiments, runs
+
+    exp = experiments.create_experiment(url, "landscapes")
+    entry = {"spec": "{}", "label": "resnet-8", "family": "resnet", "depth": 8, "dataset": "digits"}
+    return runs.add_runs(url, exp, [{**entry, "config_hash": f"h{i}", "seed": i} for i in range(n)])
+
+
+def test_create_claim_finish_list(db_url) -> None:
+    from db import landscape_jobs as J
+    from skipweb.landscape import DEFAULT_GRID, DEFAULT_RANGE, DEFAULT_SEED, DEFAULT_SUBSET
+
+    a, b = _runs(db_url, 2)
+    first = J.create_job(db_url, a)
+    job = J.get_job(db_url, first)
+    assert (job.status, job.grid, job.range, job.subset, job.seed) == (
+        "queued",
+        DEFAULT_GRID,
+        DEFAULT_RANGE,
+        DEFAULT_SUBSET,
+        DEFAULT_SEED,
+    )
+    assert job.created_at.tzinfo is not None and job.finished_at is None
+    pending = J.create_jobs(db_url, [a, b], status="pending", grid=5, range_=0.5, subset=0, seed=3)
+    assert J.get_job(db_url, pending[1]).subset is None  # 0: every sample
+    with pytest.raises(ValueError):
+        J.create_job(db_url, a, grid=0)
+    with pytest.raises(ValueError):
+        J.create_job(db_url, a, status="running")
+
+    claimed = J.claim(db_url, first)
+    assert claimed is not None and claimed.status == "running" and claimed.run_id == a
+    assert J.claim(db_url, first) is None  # a redelivered message finds it taken
+    assert J.claim(db_url, pending[0]) is None  # pending: not yet
+    assert J.claim(db_url, 999) is None
+    assert J.finish(db_url, first, "failed", "UserError: boom\n  traceback line")
+    assert not J.finish(db_url, first, "succeeded")  # only a running job ends
+    done = J.get_job(db_url, first)
+    assert done.status == "failed" and done.reason == "UserError: boom" and done.finished_at is not None
+
+    assert [j.id for j in J.list_jobs(db_url, a)] == [pending[0], first]  # newest first
+    assert {r: j.id for r, j in J.latest_jobs(db_url, [a, b]).items()} == {a: pending[0], b: pending[1]}
+    assert J.latest_jobs(db_url, []) == {}
+
+
+def test_pending_jobs_follow_their_run(db_url) -> None:
+    from db import landscape_jobs as J
+    from db import runs
+
+    a, b, c = _runs(db_url, 3)
+    ja, jb, jc = J.create_jobs(db_url, [a, b, c], status="pending")
+    assert J.release_pending(db_url, a) == [ja]
+    assert J.release_pending(db_url, a) == []  # already moved
+    assert J.get_job(db_url, ja).status == "queued"
+    assert J.fail_pending(db_url, b, J.run_ended_reason(b, "failed")) == [jb]
+    failed = J.get_job(db_url, jb)
+    assert failed.status == "failed" and failed.reason == f"run {b} ended failed; no final weights"
+    # the sweep settles a pending job whose run ended without its worker doing it (cancelled while queued)
+    assert J.settle_pending(db_url) == ([], [])  # c is still queued
+    assert runs.request_cancel(db_url, c) == "cancelled"
+    assert J.settle_pending(db_url) == ([], [jc])
+    assert J.get_job(db_url, jc).reason == f"run {c} ended cancelled; no final weights"
+    assert J.queued_jobs(db_url) == [(ja, a)]
+    assert J.queued_jobs(db_url, older_than=3600) == []
+
+
+def test_claim_is_atomic_under_contention(db_url) -> None:
+    from db import landscape_jobs as J
+
+    (run,) = _runs(db_url, 1)
+    job = J.create_job(db_url, run, grid=3)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: J.claim(db_url, job), range(8)))
+    assert sum(g is not None for g in got) == 1
+
+
+def test_submit_with_landscape_writes_pending_jobs_or_nothing(db_url, tmp_path) -> None:
+    from db import landscape_jobs as J
+    from db.run_queries import list_runs
+    from skipweb.launch import plan, submit
+    from skipweb.settings import Settings
+    from skipweb.spec import SpecError
+    from workers.celery_app import make_app
+
+    celery = make_app(Settings(data_dir=tmp_path))
+    specs = plan(["mlp"], [2], [0, 1], {"dataset": "digits", "epochs": 1, "device": "cpu"})
+    with pytest.raises(SpecError, match="loss landscape"):
+        submit(specs, title="t", db=db_url, celery=celery, landscape={"grid": -1})
+    assert list_runs(db_url) == []  # nothing half-queued
+    result = submit(specs, title="t", db=db_url, celery=celery, landscape={"grid": 5})
+    assert len(result.landscape_job_ids) == 2 and result.as_json()["landscape_job_ids"]
+    jobs = [J.get_job(db_url, j) for j in result.landscape_job_ids]
+    assert [(j.run_id, j.status, j.grid) for j in jobs] == [(r, "pending", 5) for r in result.run_ids]
+
+
+# ---- a real worker process, embedded mode (SQLite + the filesystem broker) ------------------------------
+@pytest.mark.services
+@pytest.mark.slow
+def test_worker_computes_pending_landscape_after_training(tmp_path, monkeypatch) -> None:
+    from db import landscape_jobs as J
+    from db import migrate, runs
+    from db.landscapes import latest_landscape
+    from db.session import dispose_engine
+    from skipweb.launch import plan, submit
+    from skipweb.settings import Settings, get_settings
+    from workers.celery_app import enqueue_landscapes, make_app
+
+    data = tmp_path / "data"
+    url = f"sqlite:///{tmp_path / 'skipweb.db'}"
+    migrate.upgrade(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPWEB_")}
+    env.update(
+        SKIPWEB_DATA_DIR=str(data),
+        SKIPWEB_DATABASE_URL=url,
+        SKIPWEB_LEASE_SECONDS="6",
+        SKIPWEB_HEARTBEAT_SECONDS="1",
+        PYTHONPATH=str(REPO),
+        CUDA_VISIBLE_DEVICES="",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    for k, v in env.items():
+        if k.startswith("SKIPWEB_"):
+            monkeypatch.setenv(k, v)  # submit's checkpoint dir comes from the settings
+    get_settings.cache_clear()
+    celery = make_app(Settings(data_dir=data, database_url=url))
+    base = {
+        "dataset": "digits",
+        "epochs": 1,
+        "subset": 64,
+        "batch_size": 32,
+        "probe_every": 10,
+        "device": "cpu",
+    }
+    specs = plan(["resnet"], [8], [0, 1], base)
+    result = submit(specs, title="t", db=url, celery=celery, landscape={"grid": 5, "subset": 64})
+    ok, cancelled = result.run_ids
+    job_ok, job_cancelled = result.landscape_job_ids
+    assert runs.request_cancel(url, cancelled) == "cancelled"  # its pending job fails in the worker's sweep
+    job_no_ckpt = J.create_job(url, cancelled, grid=3)  # queued by hand: the worker finds no weights
+    enqueue_landscapes([job_no_ckpt], celery=celery)
+
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skipweb", "worker", "--loglevel", "INFO"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        ids = (job_ok, job_cancelled, job_no_ckpt)
+        while time.monotonic() < deadline:
+            if (
+                all(J.get_job(url, j).status in ("succeeded", "failed") for j in ids)
+                or proc.poll() is not None
+            ):
+                break
+            time.sleep(0.5)
+        jobs = {j: J.get_job(url, j) for j in ids}
+        states = {j: (r.status, r.reason) for j, r in jobs.items()}
+        assert all(r.status in ("succeeded", "failed") for r in jobs.values()), (
+            states,
+            log.read_text()[-4000:],
+        )
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=30)
+        get_settings.cache_clear()
+    assert runs.get_run(url, ok).status == "succeeded"
+    assert jobs[job_ok].status == "succeeded", states
+    assert jobs[job_cancelled].reason == f"run {cancelled} ended cancelled; no final weights"
+    assert jobs[job_no_ckpt].status == "failed" and "has no checkpoint" in jobs[job_no_ckpt].reason
+    surface = latest_landscape(url, ok)
+    assert surface is not None and surface.grid == 5 and surface.subset == 64 and len(surface.loss) == 5
+    assert latest_landscape(url, ok, "interp") is not None
+    assert latest_landscape(url, cancelled) is None
+    dispose_engine(url)
+
+
+def test_sweep_settles_pending_and_republishes_lost_jobs(db_url, tmp_path) -> None:
+    from db import landscape_jobs as J
+    from db import runs
+    from db.session import get_engine
+    from skipweb.settings import Settings
+    from workers.celery_app import make_app
+    from workers.sweeper import sweep_landscapes
+
+    a, b = _runs(db_url, 2)
+    ja, jb = J.create_jobs(db_url, [a, b], status="pending")
+    assert runs.claim(db_url, a, "w") and runs.finish(db_url, a, "w", "succeeded")
+    assert runs.claim(db_url, b, "w") and runs.finish(db_url, b, "w", "diverged", "loss is nan")
+    celery, queue = make_app(Settings(data_dir=tmp_path)), tmp_path / "broker" / "queue"
+    # the worker died between finishing run a and queueing its job: the sweep does it
+    assert sweep_landscapes(celery, get_engine(db_url)) == {
+        "landscapes_failed": [jb],
+        "landscapes_published": [ja],
+    }
+    assert len(list(queue.iterdir())) == 1
+    assert sweep_landscapes(celery, get_engine(db_url), republish_after=0)["landscapes_published"] == []
+    for f in queue.iterdir():  # the broker lost the message
+        f.unlink()
+    assert sweep_landscapes(celery, get_engine(db_url), republish_after=0)["landscapes_published"] == [ja]
+    assert J.get_job(db_url, ja).status == "queued"
