@@ -168,6 +168,14 @@ def test_present_renders_user_text_as_text(trained, monkeypatch):
     assert all("<script>" not in m.value for m in at.markdown)  # only the static CSS is raw HTML
 
 
+def test_present_blocks_chart(trained, monkeypatch):
+    _use_db(monkeypatch, trained["dir"])
+    at = _run(_present_app, exp=str(trained["exp"]), charts="blocks")
+    assert not at.exception and not at.warning
+    (chart,) = at.get("plotly_chart")
+    assert "log10 skip" in chart.proto.spec and "not defined for this net" in chart.proto.spec
+
+
 def test_present_bad_params(trained, monkeypatch):
     _use_db(monkeypatch, trained["dir"])
     at = _run(_present_app, runs="a,b")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from skipweb import charts
-from skipweb.ui import compare, landscape_view
+from skipweb import charts, charts_blocks
+from skipweb.ui import blocks_view, compare, landscape_view
 from skipweb.ui import compare_data as data
 
-CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "landscape")
+CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "blocks", "landscape")
 DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")
 MAX_TEXT = 2000
 
@@ -105,6 +105,14 @@ def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None
         else:
             last = max(int(s[-1]) for s, _ in grads.values())
             fig = charts.grad_vs_depth(grads, last, colors=charts.color_map(grads))
+    elif name == "blocks":  # skip/branch gradient ratio per block over training, one colour scale
+        labels = compare.display_labels(runs)
+        found = blocks_view.block_series(url, data.ids([r.id for r in runs]))
+        series = {labels[r.id]: found[r.id] for r in runs if found.get(r.id)}
+        if not series:
+            st.info("No block probes recorded for these runs yet.")
+            return
+        fig = charts_blocks.block_heatmaps(dict(list(series.items())[:4]), "ratio")
     elif name == "landscape":  # the first two runs with a loss landscape, one colour scale
         pair = landscape_view.pair_figures(
             url, landscape_view.first_pair(url, runs), compare.display_labels(runs)
