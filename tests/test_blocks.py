@@ -167,3 +167,19 @@ def test_trainer_records_block_probes_to_the_database(digits, tmp_path, db_url) 
         np.testing.assert_allclose(series.stats[k], np.array([getattr(p, k) for p in rec.probes]), rtol=1e-6)
     assert np.all(np.isfinite(series.ratio())) and np.all(series.ratio() > 0)
     assert read_blocks(db_url, [run_id + 999])[run_id + 999].layers == []
+
+
+def test_collect_divides_out_the_loss_scale() -> None:
+    """fp16 runs back-propagate a scaled loss; the recorded gradient norms must be the true ones."""
+    torch.manual_seed(0)
+    model = get_model("resnet", depth=8, num_classes=10, in_channels=1, image_size=8)
+    x = torch.randn(4, 1, 8, 8)
+    norms = []
+    for scale in (1.0, 1024.0):
+        probe = BlockProbe(model)
+        probe.arm()
+        (nn.functional.cross_entropy(model(x), torch.arange(4)) * scale).backward()
+        norms.append(probe.collect(torch.tensor(scale)))
+        model.zero_grad()
+    torch.testing.assert_close(norms[1][:2], norms[0][:2], rtol=1e-4, atol=0)
+    torch.testing.assert_close(norms[1][2:], norms[0][2:], equal_nan=True)

@@ -102,6 +102,10 @@ def test_launch_watch_compare_present(stack):
         page.mouse.wheel(0, 950)  # Streamlit scrolls its main container, not the document
         time.sleep(2)
         page.screenshot(path=str(SHOTS / "compare.png"))
+        blocks = page.get_by_text("Skip path vs branch", exact=True).first
+        blocks.scroll_into_view_if_needed()
+        time.sleep(2)
+        page.screenshot(path=str(SHOTS / "blocks.png"))
 
         page.goto(f"{url}/present?exp={exp}&title=Skip%20connections%20on%20digits")
         page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
