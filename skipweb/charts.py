@@ -209,6 +209,25 @@ def _bucket_cols(steps: np.ndarray, z: np.ndarray, max_cols: int):
     return steps[::k][:nb], zb
 
 
+def shared_range(zs: Iterable[np.ndarray]) -> tuple[float, float]:
+    """(min, max) over the finite values of all arrays, for one colour scale across panels."""
+    finite = [f for f in (np.asarray(z)[np.isfinite(z)] for z in zs) if f.size]
+    if not finite:
+        return 0.0, 1.0
+    return float(min(f.min() for f in finite)), float(max(f.max() for f in finite))
+
+
+def side_by_side(labels: Sequence[str]) -> go.Figure:
+    """One row of panels, one per run, sharing the y axis (for heatmaps on one colour axis)."""
+    return make_subplots(
+        rows=1,
+        cols=max(len(labels), 1),
+        subplot_titles=list(labels) or ["no runs"],
+        shared_yaxes=True,
+        horizontal_spacing=0.02,
+    )
+
+
 def grad_heatmaps(
     grads: Mapping[str, tuple[np.ndarray, np.ndarray]],
     layers: Mapping[str, Sequence[Any]] | None = None,
@@ -222,17 +241,8 @@ def grad_heatmaps(
     skip). Skip-bridged layers get a ▸ marker on the left edge whose hover names the layer."""
     labels = list(grads)
     logs = {lab: _log10(grads[lab][1]) for lab in labels}
-    finite = [z[np.isfinite(z)] for z in logs.values()]
-    finite = [f for f in finite if f.size]
-    zmin = float(min(f.min() for f in finite)) if finite else 0.0
-    zmax = float(max(f.max() for f in finite)) if finite else 1.0
-    fig = make_subplots(
-        rows=1,
-        cols=max(len(labels), 1),
-        subplot_titles=labels or ["no runs"],
-        shared_yaxes=True,
-        horizontal_spacing=0.02,
-    )
+    zmin, zmax = shared_range(logs.values())
+    fig = side_by_side(labels)
     for i, lab in enumerate(labels, start=1):
         steps, _ = grads[lab]
         z = logs[lab].T  # layers × steps

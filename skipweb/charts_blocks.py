@@ -14,9 +14,17 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from skipweb.charts import MAX_HEATMAP_COLS, PALETTE, _bucket_cols, _layout, color_map, nearest_index
+from skipweb.charts import (
+    MAX_HEATMAP_COLS,
+    PALETTE,
+    _bucket_cols,
+    _layout,
+    color_map,
+    nearest_index,
+    shared_range,
+    side_by_side,
+)
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,7 @@ def values(series: Any, view: str) -> np.ndarray:
 def _range(zs: Sequence[np.ndarray], stat: BlockStat) -> tuple[float, float]:
     if stat.fixed:
         return stat.fixed
-    finite = [z[np.isfinite(z)] for z in zs]
-    finite = [f for f in finite if f.size]
-    if not finite:
-        return (0.0, 1.0)
-    lo, hi = float(min(f.min() for f in finite)), float(max(f.max() for f in finite))
+    lo, hi = shared_range(zs)
     if stat.diverging:
         m = max(abs(lo), abs(hi), 1e-3)
         return (-m, m)
@@ -82,13 +86,7 @@ def block_heatmaps(series: Mapping[str, Any], view: str, *, max_cols: int = MAX_
     labels = list(series)
     zs = {lab: values(series[lab], view) for lab in labels}
     zmin, zmax = _range(list(zs.values()), stat)
-    fig = make_subplots(
-        rows=1,
-        cols=max(len(labels), 1),
-        subplot_titles=labels or ["no runs"],
-        shared_yaxes=True,
-        horizontal_spacing=0.02,
-    )
+    fig = side_by_side(labels)
     for i, lab in enumerate(labels, start=1):
         s, z = series[lab], zs[lab].T  # blocks × steps
         if z.size == 0:

@@ -14,6 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from skipweb.charts import shared_range
+
 COLORSCALE = "Viridis"
 
 
@@ -31,10 +33,7 @@ def _scaled(z: np.ndarray, log: bool) -> np.ndarray:
 
 
 def _shared_range(zs: Sequence[np.ndarray]) -> tuple[float, float]:
-    finite = np.concatenate([z[np.isfinite(z)] for z in zs]) if zs else np.array([])
-    if finite.size == 0:
-        return 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
+    lo, hi = shared_range(zs)
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 

@@ -74,26 +74,21 @@ app = make_app()
 
 def enqueue(run_ids: list[int], queue: str = "cpu", celery: Celery | None = None) -> None:
     """Publish run ids. Call only after the rows are committed: a worker may pick one up at once."""
-    if queue not in QUEUES:
-        raise ValueError(f"unknown queue {queue!r}; choose one of: {', '.join(QUEUES)}")
-    celery = celery or app
-    with celery.producer_or_acquire() as producer:
-        for run_id in run_ids:
-            celery.send_task(
-                TASK_TRAIN, args=[int(run_id)], queue=queue, routing_key=queue, producer=producer
-            )
+    _publish(TASK_TRAIN, run_ids, queue, celery)
 
 
 def enqueue_landscapes(job_ids: list[int], queue: str = "cpu", celery: Celery | None = None) -> None:
     """Publish loss-landscape job ids (db.landscape_jobs); as :func:`enqueue`, only once committed."""
+    _publish(TASK_LANDSCAPE, job_ids, queue, celery)
+
+
+def _publish(task: str, ids: list[int], queue: str, celery: Celery | None) -> None:
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; choose one of: {', '.join(QUEUES)}")
     celery = celery or app
     with celery.producer_or_acquire() as producer:
-        for job_id in job_ids:
-            celery.send_task(
-                TASK_LANDSCAPE, args=[int(job_id)], queue=queue, routing_key=queue, producer=producer
-            )
+        for i in ids:
+            celery.send_task(task, args=[int(i)], queue=queue, routing_key=queue, producer=producer)
 
 
 def queue_of_run(record) -> str:
