@@ -4,6 +4,8 @@
 or fails it with a reason when the run did not. ``queued`` → ``running`` → ``succeeded`` | ``failed``.
 As for runs, every state change is a conditional UPDATE whose row count says whether it applied, so a
 duplicate or redelivered message finds the job taken and does nothing, on SQLite and PostgreSQL alike.
+A running job is leased to its worker, which renews ``heartbeat_at``; the sweep puts a job whose worker
+stopped heartbeating back in the queue (:func:`requeue_expired_jobs`), or fails it past ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, func, literal, or_, select, update
 
+from db.coltypes import UTCDateTime
 from db.records import FINAL_STATUSES
 from db.session import DbLike, db_now, scope
 from db.tables import SqlLandscapeJob, SqlRun
@@ -35,6 +38,10 @@ class LandscapeJobRecord:
     reason: str | None
     created_at: datetime
     finished_at: datetime | None
+    attempts: int = 0  # claims so far (a worker lost mid-job makes it more than one)
+    lease_owner: str | None = None  # the worker computing it, while running
+    heartbeat_at: datetime | None = None
+    started_at: datetime | None = None  # the first claim
 
 
 def _record(row: SqlLandscapeJob) -> LandscapeJobRecord:
@@ -49,6 +56,10 @@ def _record(row: SqlLandscapeJob) -> LandscapeJobRecord:
         row.reason,
         row.created_at,
         row.finished_at,
+        row.attempts,
+        row.lease_owner,
+        row.heartbeat_at,
+        row.started_at,
     )
 
 
@@ -106,34 +117,102 @@ def get_job(db: DbLike, job_id: int) -> LandscapeJobRecord | None:
         return None if row is None else _record(row)
 
 
-def claim(db: DbLike, job_id: int) -> LandscapeJobRecord | None:
-    """Take a queued job (→ running) and return it; None when it is not queued (taken, done, unknown)."""
+def claim(db: DbLike, job_id: int, owner: str) -> LandscapeJobRecord | None:
+    """Take a queued job (→ running, attempts + 1, leased to ``owner``) and return it; None when it is not
+    queued (taken, done, unknown). ``started_at`` keeps the first claim's time, as for runs."""
     with scope(db) as s:
+        now = db_now(s)
         res = s.execute(
             update(SqlLandscapeJob)
             .where(SqlLandscapeJob.id == job_id, SqlLandscapeJob.status == "queued")
-            .values(status="running")
+            .values(
+                status="running",
+                attempts=SqlLandscapeJob.attempts + 1,
+                lease_owner=owner,
+                heartbeat_at=now,
+                # literal() with our type: a bare datetime in coalesce() would skip UTCDateTime's conversion
+                started_at=func.coalesce(SqlLandscapeJob.started_at, literal(now, UTCDateTime())),
+            )
         )
         if res.rowcount != 1:
             return None
         return _record(s.get(SqlLandscapeJob, job_id, populate_existing=True))
 
 
+def heartbeat(db: DbLike, job_id: int, owner: str) -> bool:
+    """Renew ``owner``'s lease on a running job. False when it no longer holds it (the sweep requeued the
+    job after a missed lease, or it ended or was deleted): the worker should give up the computation."""
+    with scope(db) as s:
+        return s.execute(_owned(job_id, owner).values(heartbeat_at=db_now(s))).rowcount == 1
+
+
 def finish(
-    db: DbLike, job_id: int, status: Literal["succeeded", "failed"], reason: str | None = None
+    db: DbLike,
+    job_id: int,
+    status: Literal["succeeded", "failed"],
+    reason: str | None = None,
+    owner: str | None = None,
 ) -> bool:
-    """End a running job; a failure keeps a one-line reason. False if it was not running."""
+    """End a running job and clear its lease; a failure keeps a one-line reason. With ``owner``, only while
+    that worker holds the lease. False if it was not running (under ``owner``)."""
     if status not in ("succeeded", "failed"):
         raise ValueError(f"a landscape job ends succeeded or failed, not {status!r}")
     if status == "failed":
         reason = one_line(reason or "") or "failed (no reason given)"
     with scope(db) as s:
-        res = s.execute(
-            update(SqlLandscapeJob)
-            .where(SqlLandscapeJob.id == job_id, SqlLandscapeJob.status == "running")
-            .values(status=status, reason=reason, finished_at=db_now(s))
+        stmt = (
+            _owned(job_id, owner)
+            if owner is not None
+            else update(SqlLandscapeJob).where(
+                SqlLandscapeJob.id == job_id, SqlLandscapeJob.status == "running"
+            )
         )
+        res = s.execute(stmt.values(status=status, reason=reason, finished_at=db_now(s), lease_owner=None))
         return res.rowcount == 1
+
+
+def requeue_expired_jobs(db: DbLike, lease_seconds: float, max_attempts: int) -> tuple[list[int], list[int]]:
+    """For the sweep: running jobs whose worker stopped heartbeating for ``lease_seconds`` (killed
+    mid-landscape) go back to queued with the lease cleared, to be published again; a job already claimed
+    ``max_attempts`` times fails instead. Returns (requeued ids, failed ids).
+
+    Safe from several sweepers at once, as :func:`db.runs.requeue_expired`: FOR UPDATE SKIP LOCKED on
+    PostgreSQL (SQLite serialises writers), and each UPDATE re-checks that the job is still expired.
+    """
+    requeued: list[int] = []
+    failed: list[int] = []
+    with scope(db) as s:
+        now = db_now(s)
+        expired = (
+            SqlLandscapeJob.status == "running",
+            or_(
+                SqlLandscapeJob.heartbeat_at < now - timedelta(seconds=lease_seconds),
+                SqlLandscapeJob.heartbeat_at.is_(None),
+            ),
+        )
+        q = select(SqlLandscapeJob.id, SqlLandscapeJob.lease_owner, SqlLandscapeJob.attempts).where(*expired)
+        for job in s.execute(q.order_by(SqlLandscapeJob.id).with_for_update(skip_locked=True)).all():
+            who = job.lease_owner or "unknown"
+            if job.attempts >= max_attempts:
+                values: dict[str, Any] = {
+                    "status": "failed",
+                    "finished_at": now,
+                    "reason": f"worker lost {job.attempts} times; giving up (last: {who})",
+                }
+            else:
+                values = {
+                    "status": "queued",
+                    "heartbeat_at": None,
+                    "reason": f"worker {who} stopped heartbeating; requeued",
+                }
+            res = s.execute(
+                update(SqlLandscapeJob)
+                .where(SqlLandscapeJob.id == job.id, *expired)
+                .values(lease_owner=None, **values)
+            )
+            if res.rowcount == 1:
+                (requeued if values["status"] == "queued" else failed).append(job.id)
+    return requeued, failed
 
 
 def list_jobs(db: DbLike, run_id: int) -> list[LandscapeJobRecord]:
@@ -224,6 +303,14 @@ def queued_jobs(db: DbLike, older_than: float = 0.0) -> list[tuple[int, int]]:
             .order_by(SqlLandscapeJob.id)
         )
         return [(r.id, r.run_id) for r in s.execute(q)]
+
+
+def _owned(job_id: int, owner: str) -> Update:
+    return update(SqlLandscapeJob).where(
+        SqlLandscapeJob.id == job_id,
+        SqlLandscapeJob.status == "running",
+        SqlLandscapeJob.lease_owner == owner,
+    )
 
 
 def _ids(result) -> list[int]:

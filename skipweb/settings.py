@@ -19,9 +19,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".skipweb"), description="Datasets, checkpoints, the embedded DB and broker")
     database_url: str | None = Field(None, description="Default: SQLite file in the data dir")
     broker_url: str | None = Field(None, description="Default: embedded broker (no server) in the data dir")
-    lease_seconds: int = Field(120, description="A running run whose heartbeat is older than this is requeued")
+    lease_seconds: int = Field(
+        120, description="A running run or landscape job whose heartbeat is older than this is requeued"
+    )
     heartbeat_seconds: int = Field(15, description="How often a worker renews its lease")
-    max_attempts: int = Field(3, description="Attempts before a run that keeps killing workers fails")
+    max_attempts: int = Field(
+        3, description="Attempts before a run (or landscape job) that keeps killing workers fails"
+    )
     auth_file: Path | None = Field(None, description="Password file (bcrypt hashes) for team sign-in")
     host: str = Field("127.0.0.1", description="Address the dashboard binds to")
     port: int = Field(8501, description="Port of the dashboard")

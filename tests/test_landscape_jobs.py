@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,11 +46,11 @@ def test_create_claim_finish_list(db_url) -> None:
     with pytest.raises(ValueError):
         J.create_job(db_url, a, status="running")
 
-    claimed = J.claim(db_url, first)
+    claimed = J.claim(db_url, first, "w1")
     assert claimed is not None and claimed.status == "running" and claimed.run_id == a
-    assert J.claim(db_url, first) is None  # a redelivered message finds it taken
-    assert J.claim(db_url, pending[0]) is None  # pending: not yet
-    assert J.claim(db_url, 999) is None
+    assert J.claim(db_url, first, "w2") is None  # a redelivered message finds it taken
+    assert J.claim(db_url, pending[0], "w1") is None  # pending: not yet
+    assert J.claim(db_url, 999, "w1") is None
     assert J.finish(db_url, first, "failed", "UserError: boom\n  traceback line")
     assert not J.finish(db_url, first, "succeeded")  # only a running job ends
     done = J.get_job(db_url, first)
@@ -87,8 +88,148 @@ def test_claim_is_atomic_under_contention(db_url) -> None:
     (run,) = _runs(db_url, 1)
     job = J.create_job(db_url, run, grid=3)
     with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(lambda _: J.claim(db_url, job), range(8)))
+        got = list(pool.map(lambda i: J.claim(db_url, job, f"w{i}"), range(8)))
     assert sum(g is not None for g in got) == 1
+    assert J.get_job(db_url, job).attempts == 1
+
+
+# ---- leases: a worker killed mid-landscape does not leave its job running forever --------------------------
+def age_job(url: str, job_id: int, seconds: float) -> None:
+    """Make the job's last heartbeat ``seconds`` old (as test_db.age_heartbeat does for runs)."""
+    from sqlalchemy import update
+
+    from db.session import session_scope
+    from db.tables import SqlLandscapeJob
+
+    old = datetime.now(UTC) - timedelta(seconds=seconds)
+    with session_scope(url) as s:
+        s.execute(update(SqlLandscapeJob).where(SqlLandscapeJob.id == job_id).values(heartbeat_at=old))
+
+
+def test_claim_takes_a_lease_that_fences_heartbeat_and_finish(db_url) -> None:
+    from db import landscape_jobs as J
+
+    (run,) = _runs(db_url, 1)
+    job_id = J.create_job(db_url, run, grid=3)
+    fresh = J.get_job(db_url, job_id)
+    assert (fresh.attempts, fresh.lease_owner, fresh.heartbeat_at, fresh.started_at) == (0, None, None, None)
+    job = J.claim(db_url, job_id, "w1")
+    assert (job.status, job.attempts, job.lease_owner) == ("running", 1, "w1")
+    assert job.heartbeat_at.tzinfo is not None and job.started_at.tzinfo is not None
+    assert abs(job.heartbeat_at - datetime.now(UTC)) < timedelta(minutes=1)
+    age_job(db_url, job_id, 60)
+    assert J.heartbeat(db_url, job_id, "w1")
+    assert J.get_job(db_url, job_id).heartbeat_at > datetime.now(UTC) - timedelta(seconds=30)
+    assert not J.heartbeat(db_url, job_id, "w2")  # not its lease
+    assert not J.finish(db_url, job_id, "succeeded", owner="w2")
+    assert J.finish(db_url, job_id, "succeeded", owner="w1")
+    done = J.get_job(db_url, job_id)
+    assert (done.status, done.lease_owner, done.attempts) == ("succeeded", None, 1)
+    assert not J.heartbeat(db_url, job_id, "w1")  # ended: the worker should stop
+
+
+def test_expired_job_is_requeued_then_fails_past_max_attempts(db_url) -> None:
+    from db import landscape_jobs as J
+
+    (run,) = _runs(db_url, 1)
+    live, dead = J.create_jobs(db_url, [run, run], grid=3)
+    assert J.claim(db_url, live, "w-live") and J.claim(db_url, dead, "w-dead")
+    first_start = J.get_job(db_url, dead).started_at
+    age_job(db_url, dead, 600)
+    assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([dead], [])
+    assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([], [])
+    job = J.get_job(db_url, dead)
+    assert (job.status, job.attempts, job.lease_owner, job.heartbeat_at) == ("queued", 1, None, None)
+    assert job.reason == "worker w-dead stopped heartbeating; requeued" and job.finished_at is None
+    assert J.get_job(db_url, live).status == "running"
+    # the killed worker, had it survived, finds its lease gone and records nothing
+    assert not J.heartbeat(db_url, dead, "w-dead")
+    assert not J.finish(db_url, dead, "succeeded", owner="w-dead")
+    assert J.queued_jobs(db_url) == [(dead, run)]  # what the sweep publishes again
+
+    again = J.claim(db_url, dead, "w2")
+    assert (again.attempts, again.lease_owner, again.started_at) == (2, "w2", first_start)
+    age_job(db_url, dead, 600)
+    assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([], [dead])
+    gone = J.get_job(db_url, dead)
+    assert (gone.status, gone.lease_owner, gone.attempts) == ("failed", None, 2)
+    assert gone.reason == "worker lost 2 times; giving up (last: w2)" and gone.finished_at is not None
+    assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([], [])
+
+
+def test_live_heartbeat_prevents_requeue(db_url) -> None:
+    from db import landscape_jobs as J
+
+    (run,) = _runs(db_url, 1)
+    job_id = J.create_job(db_url, run, grid=3)
+    assert J.claim(db_url, job_id, "w1")
+    age_job(db_url, job_id, 100)
+    assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=3) == ([], [])
+    age_job(db_url, job_id, 600)
+    assert J.heartbeat(db_url, job_id, "w1")  # renewed just before the sweep
+    assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=3) == ([], [])
+    job = J.get_job(db_url, job_id)
+    assert (job.status, job.lease_owner, job.attempts) == ("running", "w1", 1)
+
+
+def test_heartbeat_thread_renews_the_lease_and_stops_when_it_is_lost(db_url) -> None:
+    from sqlalchemy import update
+
+    from db import landscape_jobs as J
+    from db.session import session_scope
+    from db.tables import SqlLandscapeJob
+    from workers.runner import Heartbeat
+
+    (run,) = _runs(db_url, 1)
+    job_id = J.create_job(db_url, run, grid=3)
+    assert J.claim(db_url, job_id, "w1")
+    age_job(db_url, job_id, 600)
+    beat = Heartbeat(lambda: J.heartbeat(db_url, job_id, "w1"), 0.05, name="test-beat")
+    beat.start()
+    try:
+        deadline = time.monotonic() + 10
+        while J.get_job(db_url, job_id).heartbeat_at < datetime.now(UTC) - timedelta(seconds=60):
+            assert time.monotonic() < deadline, "the thread did not renew the lease"
+            time.sleep(0.05)
+        assert J.requeue_expired_jobs(db_url, lease_seconds=60, max_attempts=3) == ([], [])
+        assert not beat.stop.is_set()
+        with session_scope(db_url) as s:  # the sweep took the job back (as after a missed lease)
+            s.execute(
+                update(SqlLandscapeJob)
+                .where(SqlLandscapeJob.id == job_id)
+                .values(status="queued", lease_owner=None, heartbeat_at=None)
+            )
+        assert beat.stop.wait(10), "the worker was not told its lease is gone"
+    finally:
+        beat.close()
+        beat.join(5)
+
+
+def test_migration_0004_keeps_jobs_and_constraints(db_url) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    from db import landscape_jobs as J
+    from db import migrate
+    from db.session import dispose_engine, session_scope
+    from db.tables import SqlLandscapeJob
+
+    (run,) = _runs(db_url, 1)
+    job_id = J.create_job(db_url, run, grid=3)
+    assert J.claim(db_url, job_id, "w1")
+    migrate.downgrade(db_url, "0003")
+    dispose_engine(db_url)  # pooled connections may have cached the old table layout
+    migrate.upgrade(db_url)
+    job = J.get_job(db_url, job_id)  # the row survived both ways; the lease columns start empty
+    assert (job.status, job.grid, job.attempts, job.lease_owner, job.heartbeat_at) == (
+        "running",
+        3,
+        0,
+        None,
+        None,
+    )
+    with pytest.raises(IntegrityError), session_scope(db_url) as s:
+        s.execute(update(SqlLandscapeJob).where(SqlLandscapeJob.id == job_id).values(status="exploded"))
 
 
 def test_submit_with_landscape_writes_pending_jobs_or_nothing(db_url, tmp_path) -> None:
@@ -213,6 +354,7 @@ def test_sweep_settles_pending_and_republishes_lost_jobs(db_url, tmp_path) -> No
     celery, queue = make_app(Settings(data_dir=tmp_path)), tmp_path / "broker" / "queue"
     # the worker died between finishing run a and queueing its job: the sweep does it
     assert sweep_landscapes(celery, get_engine(db_url)) == {
+        "landscapes_requeued": [],
         "landscapes_failed": [jb],
         "landscapes_published": [ja],
     }
@@ -222,3 +364,31 @@ def test_sweep_settles_pending_and_republishes_lost_jobs(db_url, tmp_path) -> No
         f.unlink()
     assert sweep_landscapes(celery, get_engine(db_url), republish_after=0)["landscapes_published"] == [ja]
     assert J.get_job(db_url, ja).status == "queued"
+
+
+def test_sweep_requeues_and_publishes_jobs_of_dead_workers(db_url, tmp_path) -> None:
+    from sqlalchemy import update
+
+    from db import landscape_jobs as J
+    from db.session import get_engine, session_scope
+    from db.tables import SqlLandscapeJob
+    from skipweb.settings import Settings
+    from workers.celery_app import make_app
+    from workers.sweeper import sweep_landscapes
+
+    (run,) = _runs(db_url, 1)
+    dead, doomed = J.create_jobs(db_url, [run, run], grid=3)
+    assert J.claim(db_url, dead, "w-dead") and J.claim(db_url, doomed, "w-doomed")
+    with session_scope(db_url) as s:  # doomed already used up its attempts
+        s.execute(update(SqlLandscapeJob).where(SqlLandscapeJob.id == doomed).values(attempts=3))
+    age_job(db_url, dead, 600)
+    age_job(db_url, doomed, 600)
+    settings = Settings(data_dir=tmp_path, lease_seconds=120, max_attempts=3)
+    celery, queue = make_app(settings), tmp_path / "broker" / "queue"
+    assert sweep_landscapes(celery, get_engine(db_url), settings=settings) == {
+        "landscapes_requeued": [dead],
+        "landscapes_failed": [doomed],
+        "landscapes_published": [dead],
+    }
+    assert len(list(queue.iterdir())) == 1  # published at once, not after republish_after
+    assert J.get_job(db_url, doomed).reason == "worker lost 3 times; giving up (last: w-doomed)"

@@ -279,6 +279,43 @@ def test_killed_worker_run_resumes_without_gaps(make_stack, mode):
     assert "resumed from" in stack.log_text(1), "the second attempt did not resume from the checkpoint"
 
 
+# ---- 1b. a worker killed mid-landscape ----------------------------------------------------------------
+def test_killed_worker_landscape_job_is_requeued_and_succeeds(make_stack):
+    from db import landscape_jobs as J
+    from db.landscapes import latest_landscape
+    from skipweb.launch import plan, submit
+
+    stack = make_stack("sqlite", None)
+    # a tiny resnet-8 run; its landscape (grid 41 over every training sample, ~1800 loss evaluations)
+    # takes long enough on a CPU to be killed mid-way
+    specs = plan(["resnet"], [8], [0], dict(TINY))
+    result = submit(
+        specs, title="landscape", db=stack.db_url, celery=stack.celery(), landscape={"grid": 41, "subset": 0}
+    )
+    [run_id], [job_id] = result.run_ids, result.landscape_job_ids
+    first = stack.start_worker()
+    stack.wait(
+        lambda: J.get_job(stack.db_url, job_id).status == "running", 120, "the landscape job", every=0.1
+    )
+    stack.kill(first)
+    killed = J.get_job(stack.db_url, job_id)
+    assert killed.status == "running", f"the job ended before the kill ({killed.status}); make it longer"
+    assert killed.attempts == 1 and killed.lease_owner
+
+    stack.start_worker()  # its sweep requeues the job once the 6 s lease expires, and publishes it again
+    stack.wait(
+        lambda: J.get_job(stack.db_url, job_id).status in ("succeeded", "failed"),
+        120,
+        "the landscape job to end",
+    )
+    job = J.get_job(stack.db_url, job_id)
+    assert (job.status, job.reason, job.attempts, job.lease_owner) == ("succeeded", None, 2, None)
+    assert stack.run(run_id).status == "succeeded"
+    surface = latest_landscape(stack.db_url, run_id)
+    assert surface is not None and surface.grid == 41
+    assert f"landscape jobs requeued [{job_id}]" in stack.log_text(1), stack.dump_logs()
+
+
 # ---- 2. Redis restarted while runs wait ---------------------------------------------------------------
 def _restart_redis() -> None:
     subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=30)

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from db import runs
@@ -34,21 +35,23 @@ def device_name() -> str:
 
 
 class Heartbeat(threading.Thread):
-    """Renews the lease every ``interval`` seconds; sets ``stop`` when the run must end."""
+    """Calls ``renew`` every ``interval`` seconds until closed; sets ``stop`` once it answers False (the
+    work must end: a cancel was requested, or the lease was lost to a sweep). Keeps renewing after that,
+    so a worker winding down is not swept. For runs and for loss-landscape jobs (workers.landscape)."""
 
-    def __init__(self, engine, run_id: int, owner: str, interval: float):
-        super().__init__(daemon=True, name=f"heartbeat-{run_id}")
-        self.engine, self.run_id, self.owner, self.interval = engine, run_id, owner, interval
+    def __init__(self, renew: Callable[[], bool], interval: float, name: str):
+        super().__init__(daemon=True, name=name)
+        self.renew, self.interval = renew, interval
         self.stop = threading.Event()
         self._done = threading.Event()
 
     def run(self) -> None:
         while not self._done.wait(self.interval):
             try:
-                if runs.heartbeat(self.engine, self.run_id, self.owner) == "cancel":
+                if not self.renew():
                     self.stop.set()
             except Exception:  # a DB hiccup must not kill the thread; the next beat retries
-                log.exception("heartbeat for run %s failed", self.run_id)
+                log.exception("%s failed", self.name)
 
     def close(self) -> None:
         self._done.set()
@@ -79,7 +82,11 @@ def execute(run_id: int, settings: Settings | None = None, extra_sinks=(), owner
         after_run(engine, run_id, "failed")
         return f"failed: invalid spec: {e}"
 
-    beat = Heartbeat(engine, run_id, owner, settings.heartbeat_seconds)
+    beat = Heartbeat(
+        lambda: runs.heartbeat(engine, run_id, owner) == "ok",
+        settings.heartbeat_seconds,
+        name=f"heartbeat-run-{run_id}",
+    )
 
     class Cancel(Sink):
         def should_stop(self) -> bool:

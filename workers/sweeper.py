@@ -5,8 +5,9 @@
 2. Runs that are queued in the database but whose message the broker lost (Redis restarted without
    persistence, the embedded broker's file fetched by a worker that was then killed) are published
    again. Duplicates are harmless: a claim is an atomic UPDATE, so a second message is a no-op.
-3. Loss-landscape jobs: pending ones whose run already ended are queued (it succeeded) or failed, and
-   queued ones are published again on the same condition as runs.
+3. Loss-landscape jobs: running ones whose lease expired (their worker died mid-landscape) are queued
+   and published again, or failed past ``max_attempts``; pending ones whose run already ended are queued
+   (it succeeded) or failed; and queued ones are published again on the same condition as runs.
 """
 
 from __future__ import annotations
@@ -66,18 +67,26 @@ def sweep(celery, settings: Settings | None = None, republish_after: float = 30.
         "requeued": requeued,
         "ended": ended,
         "republished": republished,
-        **sweep_landscapes(celery, engine),
+        **sweep_landscapes(celery, engine, settings=settings),
     }
 
 
-def sweep_landscapes(celery, engine, republish_after: float = 30.0) -> dict:
-    """Settle pending landscape jobs of ended runs; publish the released ones, and every queued one older
-    than ``republish_after`` when the broker's queues are empty (its message may be lost)."""
+def sweep_landscapes(celery, engine, republish_after: float = 30.0, settings: Settings | None = None) -> dict:
+    """Requeue landscape jobs whose worker died (lease older than the settings' ``lease_seconds``) or fail
+    them past ``max_attempts``; settle pending jobs of ended runs; publish the requeued and released ones,
+    and every queued one older than ``republish_after`` when the broker's queues are empty (its message
+    may be lost)."""
     from db import landscape_jobs
     from workers.celery_app import QUEUES, enqueue_landscapes, queue_of_run
 
+    settings = settings or get_settings()
+    requeued, lost = landscape_jobs.requeue_expired_jobs(
+        engine, settings.lease_seconds, settings.max_attempts
+    )
     released, failed = landscape_jobs.settle_pending(engine)
-    todo = [(j, r) for j, r in landscape_jobs.queued_jobs(engine) if j in released]
+    failed = sorted(lost + failed)
+    fresh = set(requeued) | set(released)
+    todo = [(j, r) for j, r in landscape_jobs.queued_jobs(engine) if j in fresh]
     if all(broker_depth(celery, q) == 0 for q in QUEUES):
         todo = landscape_jobs.queued_jobs(engine, older_than=republish_after) + todo
     by_queue: dict[str, list[int]] = {}
@@ -86,9 +95,15 @@ def sweep_landscapes(celery, engine, republish_after: float = 30.0) -> dict:
     for queue, ids in by_queue.items():
         enqueue_landscapes(ids, queue=queue, celery=celery)
     published = sorted(j for ids in by_queue.values() for j in ids)
-    if released or failed or published:
-        log.info("sweep: landscape jobs released %s, failed %s, published %s", released, failed, published)
-    return {"landscapes_failed": failed, "landscapes_published": published}
+    if requeued or released or failed or published:
+        log.info(
+            "sweep: landscape jobs requeued %s, released %s, failed %s, published %s",
+            requeued,
+            released,
+            failed,
+            published,
+        )
+    return {"landscapes_requeued": requeued, "landscapes_failed": failed, "landscapes_published": published}
 
 
 def queue_of(engine, run_id: int) -> str:
