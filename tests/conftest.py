@@ -79,3 +79,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with get_engine(url).begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     yield url
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator:
+    """Real worker processes against real services (tests/worker_stack.py); killed at teardown."""
+    import worker_stack
+
+    yield from worker_stack.make_stack(tmp_path, monkeypatch, request)
