@@ -16,6 +16,7 @@ from skipweb.landscape import DEFAULT_GRID
 from skipweb.launch import plan, split_list, submit
 from skipweb.models import get_info, list_models
 from skipweb.spec import RunSpec, SpecError
+from skipweb.stories import STORIES
 from skipweb.ui.common import (
     cached_experiments,
     can_write,
@@ -45,46 +46,11 @@ BASE_DEFAULTS = {
     "description": "",
 }
 
-# One click each: fills the form. ``options`` values are lists: the grid runs every combination.
+# One click each: fills the form. ``options`` values are lists: the grid runs every combination. The six
+# reproduction stories (skipweb.stories) are the source of truth for their presets; a story preset fills
+# the title and the tag ``story:<key>`` that /present?story=<key> looks for.
 PRESETS: dict[str, dict] = {
-    "Degradation": {
-        "help": "plain-20/56 vs resnet-20/56 on digits: deeper plain nets train worse; residual ones don't.",
-        "families": {"plain": [20, 56], "resnet": [20, 56]},
-        "dataset": "digits",
-        "epochs": 10,
-        "title": "Degradation: plain vs resnet, 20 and 56 layers",
-    },
-    "Gradient regimes": {
-        "help": "plain vs resnet at depth 56, with BatchNorm vs without (norm=none, init=small).",
-        "families": {"plain": [56], "resnet": [56]},
-        "options": {"norm": ["batch", "none"], "init": ["small"]},
-        "dataset": "digits",
-        "epochs": 5,
-        "title": "Gradient regimes: BN vs norm=none + small init at depth 56",
-    },
-    "ResNet vs DenseNet": {
-        "help": "resnet-56 (0.85M params) vs densenet-40 (k=12, 1.0M): similar size, different skips.",
-        "families": {"resnet": [56], "densenet": [40]},
-        "dataset": "shapes-cls",
-        "epochs": 10,
-        "title": "ResNet vs DenseNet at similar parameter counts",
-    },
-    "U-Net skips": {
-        "help": "U-Net depth 3 on shapes with concat vs add vs no long skips.",
-        "families": {"unet": [3]},
-        "options": {"skip": ["concat", "add", "none"], "width": [16]},
-        "dataset": "shapes",
-        "epochs": 10,
-        "lr": 0.05,
-        "title": "U-Net: concat vs add vs no skips",
-    },
-    "Highway vs ResNet": {
-        "help": "gated (highway) vs identity (resnet) shortcuts at depth 20 and 56.",
-        "families": {"highway": [20, 56], "resnet": [20, 56]},
-        "dataset": "digits",
-        "epochs": 10,
-        "title": "Highway vs ResNet",
-    },
+    **{story.button: story.launch_preset() for story in STORIES.values()},
     "MLP residual": {
         "help": "deep MLPs with and without residual blocks (no_skip=True is the plain twin).",
         "families": {"mlp": [8, 32]},
@@ -122,6 +88,8 @@ def apply_preset(preset: dict) -> None:
     for key in BASE_DEFAULTS:
         if key in preset:
             st.session_state[K + key] = preset[key]
+    if preset.get("story"):
+        st.session_state[K + "story"] = preset["story"]
 
 
 # ---- grid ------------------------------------------------------------------------------------------
@@ -185,6 +153,12 @@ def page() -> None:
             args=(preset,),
             width="stretch",
         )
+    if story := st.session_state.get(K + "story"):
+        st.caption(
+            f"Reproduction story: tagged `story:{story}` and titled with the story, so the Present page's "
+            "story view computes its findings from these runs (keep the tag)."
+        )
+        link("present", "Open the story view", story=story)
 
     st.subheader("Models")
     families = st.multiselect(

@@ -1,6 +1,7 @@
 """Present page: a read-only, large-font view of one comparison for a talk or a shared screen.
 
-Query parameters: ``exp`` or ``runs`` (which runs), ``charts`` (comma list from CHARTS), ``title`` and
+Query parameters: ``story`` (a reproduction story, skipweb.ui.story_view, with optional ``exp``), or
+``exp`` or ``runs`` (which runs), ``charts`` (comma list from CHARTS), ``title`` and
 ``notes`` (user text, always rendered as plain text), plus Compare's ``x``, ``smooth``, ``log``, ``fold``,
 ``metric``. Only the static CSS below goes through ``unsafe_allow_html``.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from skipweb import charts, charts_blocks
-from skipweb.ui import blocks_view, compare, landscape_view
+from skipweb.ui import blocks_view, compare, landscape_view, story_view
 from skipweb.ui import compare_data as data
 
 CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "blocks", "landscape")
@@ -52,6 +53,9 @@ def parse_charts(text: str | None) -> tuple[list[str], str | None]:
 def page() -> None:
     st.markdown(_CSS, unsafe_allow_html=True)
     params = {k: st.query_params[k] for k in st.query_params}
+    if "story" in params:  # /present?story=<key>[&exp=<id>]: a reproduction story (skipweb.ui.story_view)
+        story_view.page(params)
+        return
     url = data.db_url()
     try:
         sel = compare.resolve(url, params)
@@ -74,6 +78,7 @@ def page() -> None:
         st.info(
             "Nothing to present: add `exp=<experiment id>` or `runs=<id,id,...>` to the link (Compare builds it)."
         )
+        story_view.index()
         return
     if not sel.runs:
         st.info("No runs to show for this link.")

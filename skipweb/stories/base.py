@@ -1,0 +1,289 @@
+"""The pieces every reproduction story is made of: its preset, its findings and the view it builds.
+
+A story never writes a number in advance: ``build(db, runs)`` reads the runs' stored metrics, probes,
+block statistics or landscapes, computes each number, and turns it into a sentence with a verdict
+(``agrees`` / ``contradicts`` / ``inconclusive``). A run that is absent, unfinished or lacks the data
+a finding needs makes that finding inconclusive and names what is missing; it never raises.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import plotly.graph_objects as go
+
+AGREES, CONTRADICTS, INCONCLUSIVE = "agrees", "contradicts", "inconclusive"
+VERDICTS = (AGREES, CONTRADICTS, INCONCLUSIVE)
+TAG_PREFIX = "story:"
+
+
+# ---- what a story launches -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preset:
+    """The runs a story needs, on offline data: families × depths × every combination of ``options``
+    (the Launch form's grid). ``real_dataset`` names the paper's dataset when it differs."""
+
+    families: Mapping[str, Sequence[int]]
+    dataset: str
+    epochs: int
+    options: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    lr: float = 0.1
+    batch_size: int = 128
+    probe_every: int = 10
+    landscape: bool = False
+    landscape_grid: int = 11
+    real_dataset: str | None = None
+
+    def base(self, **overrides: Any) -> dict[str, Any]:
+        """The RunSpec fields shared by every run (``overrides``: e.g. a tiny test recipe)."""
+        recipe = {"dataset": self.dataset, "epochs": self.epochs, "lr": self.lr,
+                  "batch_size": self.batch_size, "probe_every": self.probe_every}  # fmt: skip
+        return {**recipe, **overrides}
+
+    def specs(self, seeds: Sequence[int] = (0,), **overrides: Any) -> list[Any]:
+        """Every run of the preset as validated RunSpecs, the same grid the Launch page builds (an option
+        a family does not declare is left out for that family)."""
+        from skipweb.launch import plan
+        from skipweb.models import get_info
+
+        out: dict[str, Any] = {}
+        for family, depths in self.families.items():
+            mine = {k: list(v) for k, v in self.options.items() if k in get_info(family).options}
+            for combo in itertools.product(*mine.values()):
+                opts = dict(zip(mine, combo, strict=True))
+                for spec in plan([family], list(depths), list(seeds), self.base(**overrides), opts):
+                    out.setdefault(spec.config_hash(), spec)
+        return list(out.values())
+
+
+# ---- what a story shows ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    """One computed sentence and its verdict. ``values`` holds the numbers it was computed from;
+    ``missing`` names what an inconclusive finding lacks (runs, or landscapes)."""
+
+    text: str
+    verdict: str
+    values: Mapping[str, float] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    missing_what: str = "runs"
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {self.verdict!r}")
+
+    @property
+    def badge(self) -> str:
+        if self.verdict == INCONCLUSIVE and self.missing:
+            return f"{INCONCLUSIVE} (missing {self.missing_what}: {', '.join(self.missing)})"
+        return self.verdict
+
+
+@dataclass
+class StoryView:
+    findings: list[Finding] = field(default_factory=list)
+    figures: list[tuple[str, go.Figure]] = field(default_factory=list)  # (caption, figure)
+    gallery: list[tuple[str, Any]] = field(default_factory=list)  # (name, run): predictions to show
+    notes: list[str] = field(default_factory=list)  # computed context lines (e.g. parameter counts)
+
+
+@dataclass(frozen=True)
+class Story:
+    key: str
+    title: str
+    button: str  # the Launch page's preset name
+    claim: str
+    papers: tuple[tuple[str, str], ...]  # (citation, url)
+    preset: Preset
+    builder: Callable[[Any, Sequence[Any], Preset], StoryView]
+    summary: str = ""
+
+    @property
+    def tag(self) -> str:
+        return TAG_PREFIX + self.key
+
+    def build(self, db: Any, runs: Sequence[Any]) -> StoryView:
+        return self.builder(db, list(runs), self.preset)
+
+    def launch_preset(self) -> dict[str, Any]:
+        """The preset in the Launch page's form format (skipweb.ui.launch.apply_preset)."""
+        p = self.preset
+        real = f" Real data: {p.real_dataset}." if p.real_dataset else ""
+        return {
+            "help": f"{self.summary}{real} Tagged {self.tag}; view it at /present?story={self.key}.",
+            "families": {f: list(d) for f, d in p.families.items()},
+            "options": {k: list(v) for k, v in p.options.items()},
+            "dataset": p.dataset,
+            "epochs": p.epochs,
+            "lr": p.lr,
+            "batch_size": p.batch_size,
+            "probe_every": p.probe_every,
+            "landscape": p.landscape,
+            "landscape_grid": p.landscape_grid,
+            "title": self.title,
+            "tags": self.tag,
+            "story": self.key,
+        }
+
+
+# ---- picking runs ------------------------------------------------------------------------------------------
+def options_of(run: Any) -> dict[str, Any]:
+    return dict(run.spec.get("options", {}))
+
+
+def matching(runs: Sequence[Any], family: str, depth: int | None = None, **options: Any) -> list[Any]:
+    """Runs of ``family`` (at ``depth``) whose resolved options include ``options``."""
+    return [
+        r
+        for r in runs
+        if r.family == family
+        and (depth is None or r.depth == depth)
+        and all(options_of(r).get(k) == v for k, v in options.items())
+    ]
+
+
+def want(family: str, depth: int, **options: Any) -> str:
+    """A readable name for a configuration, e.g. ``plain-56 (norm=none, init=small)``."""
+    extra = ", ".join(f"{k}={v}" for k, v in options.items())
+    return f"{family}-{depth}" + (f" ({extra})" if extra else "")
+
+
+@dataclass
+class Group:
+    """The runs of one configuration and the mean of a metric over those that have it (one per seed)."""
+
+    name: str
+    runs: list[Any]
+    values: list[float]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(sum(self.values) / len(self.values)) if self.values else math.nan
+
+    @property
+    def seeds(self) -> str:
+        return f", mean of {len(self.values)} seeds" if len(self.values) > 1 else ""
+
+    def why_missing(self) -> str:
+        """``plain-56`` when there is no such run, ``plain-56 (running)`` when none has finished."""
+        if not self.runs:
+            return self.name
+        states = sorted({r.status for r in self.runs})
+        return f"{self.name} ({', '.join(states)})"
+
+
+def group(
+    runs: Sequence[Any],
+    latest: Mapping[int, Mapping[str, float]],
+    key: str,
+    family: str,
+    depth: int,
+    **options: Any,
+) -> Group:
+    """Succeeded runs of one configuration with a finite final ``key``."""
+    found = matching(runs, family, depth, **options)
+    vals = [
+        float(v)
+        for r in found
+        if r.status == "succeeded" and (v := latest.get(r.id, {}).get(key)) is not None and math.isfinite(v)
+    ]
+    return Group(want(family, depth, **options), found, vals)
+
+
+def missing_finding(what: str, groups: Sequence[Group]) -> Finding:
+    """The inconclusive finding for a comparison whose runs are not all there yet."""
+    lacking = tuple(g.why_missing() for g in groups if not g.ok)
+    return Finding(f"Cannot test {what} yet: no finished run of {', '.join(lacking)}.", INCONCLUSIVE,
+                   missing=lacking)  # fmt: skip
+
+
+CHANCE = 0.9  # an error at or above 90% of the chance-level error counts as "has not learned"
+
+
+def chance_error(groups: Sequence[Group]) -> tuple[float, int] | None:
+    """(error of guessing, classes) for the groups' classification dataset, or None (segmentation...)."""
+    from skipweb.data import get_dataset_info
+
+    for g in groups:
+        for r in g.runs:
+            try:
+                info = get_dataset_info(r.dataset)
+            except Exception:  # a dataset removed from the registry
+                return None
+            if info.task != "classification":
+                return None
+            return 1 - 1 / info.num_classes, info.num_classes
+    return None
+
+
+def at_chance(what: str, groups: Sequence[Group], errors: Sequence[float]) -> Finding | None:
+    """An inconclusive finding when every compared run ended at chance level (nothing learned, so any
+    difference is noise), else None. ``errors``: the compared error rates, in ``groups`` order."""
+    found = chance_error(groups)
+    if found is None or not all(e >= CHANCE * found[0] for e in errors):
+        return None
+    names = " and ".join(g.name for g in groups)
+    vals = " and ".join(num(e) for e in errors)
+    text = (f"{names} {'both' if len(groups) == 2 else 'all'} ended near chance level ({what} {vals}; guessing "
+            f"gives {num(found[0])} with {found[1]} classes): not enough learned to compare. Train longer.")  # fmt: skip
+    return Finding(text, INCONCLUSIVE, dict(zip([g.name for g in groups], errors, strict=True)))
+
+
+# ---- numbers in sentences --------------------------------------------------------------------------------
+def _sci(x: float) -> str:
+    mantissa, exp = f"{x:.1e}".split("e")
+    return f"{mantissa}e{int(exp)}"
+
+
+def num(x: float) -> str:
+    """A measured value for a sentence: 0.08, 2.41, 35.2, 9.2e3, 7.9e-3."""
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if 0.01 <= a < 10:
+        return f"{x:.2f}"
+    if 10 <= a < 100:
+        return f"{x:.1f}"
+    if 100 <= a < 10_000:
+        return f"{x:.0f}"
+    return _sci(x)
+
+
+def times(r: float) -> str:
+    """A ratio for a sentence: 2.3×, 0.45×, 1.03×, 17×, 9.2e3×."""
+    if not math.isfinite(r):
+        return f"{r}×"
+    a = abs(r)
+    if 0.9 <= a < 1.1:  # near 1, a third digit tells 1.03× from 0.97×
+        return f"{r:.3g}×"
+    if 0.1 <= a < 10:
+        return f"{r:.2g}×" if a < 1 else f"{r:.1f}×"
+    if 10 <= a < 1000:
+        return f"{r:.0f}×"
+    return _sci(r) + "×"
+
+
+def count(n: float) -> str:
+    """A parameter count: 269k, 1.02M."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(int(n))
+
+
+def ratio(a: float, b: float) -> float:
+    """a / b, inf when only b is 0, nan when both are."""
+    if b == 0:
+        return math.nan if a == 0 else math.inf
+    return a / b

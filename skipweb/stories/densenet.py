@@ -1,0 +1,104 @@
+"""Story 3, addition vs concatenation (Huang et al. 2017): at a matched parameter count a DenseNet, whose
+layers concatenate every earlier feature map, reaches higher accuracy than a ResNet, whose blocks add.
+
+Each DenseNet configuration is paired with the ResNet whose parameter count (read from the runs) is
+closest in ratio; a pair further apart than ``MATCH`` is not a matched comparison and is said to be so.
+Accuracy is 1 − final ``test/error`` (mean over seeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from db import metrics
+from skipweb import charts
+from skipweb.stories.base import (
+    AGREES,
+    CONTRADICTS,
+    INCONCLUSIVE,
+    Finding,
+    Group,
+    Preset,
+    Story,
+    StoryView,
+    at_chance,
+    count,
+    group,
+    missing_finding,
+    num,
+)
+
+KEY = "test/error"
+MATCH = 1.5  # the larger of a pair has at most 1.5× the parameters of the smaller
+
+
+def params_of(g: Group) -> int | None:
+    counts = [r.params for r in g.runs if r.status == "succeeded" and r.params]
+    return int(counts[0]) if counts else None
+
+
+def pair_finding(dense: Group, resnets: Sequence[Group]) -> Finding:
+    ready = [g for g in resnets if g.ok and params_of(g)]
+    if not dense.ok or not params_of(dense) or not ready:
+        return missing_finding(f"{dense.name} against a ResNet of its size", [dense, *resnets])
+    pd_ = params_of(dense)
+    res = min(ready, key=lambda g: max(params_of(g) / pd_, pd_ / params_of(g)))  # type: ignore[operator]
+    pr = params_of(res)
+    apart = max(pr / pd_, pd_ / pr)  # type: ignore[operator]
+    acc_d, acc_r = 1 - dense.mean, 1 - res.mean
+    if guessed := at_chance("test error", [dense, res], [dense.mean, res.mean]):
+        return guessed
+    values = {"densenet_acc": acc_d, "resnet_acc": acc_r, "densenet_params": pd_, "resnet_params": pr}
+    head = (f"{dense.name} ({count(pd_)} params) reached test accuracy {num(acc_d)}{dense.seeds}; "
+            f"{res.name} ({count(pr)}, the closest ResNet in size) {num(acc_r)}{res.seeds}")  # fmt: skip
+    if apart > MATCH:
+        return Finding(f"{head}, but their sizes differ {apart:.1f}×: not a matched comparison.", INCONCLUSIVE,
+                       values)  # fmt: skip
+    if acc_d > acc_r:
+        return Finding(f"{head}: concatenation did better at a matched size.", AGREES, values)
+    return Finding(f"Contrary to Huang et al., {head[0].lower()}{head[1:]}: concatenation was no better.",
+                   CONTRADICTS, values)  # fmt: skip
+
+
+def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
+    latest = metrics.latest(db, [r.id for r in runs])
+    resnets = [group(runs, latest, KEY, "resnet", d) for d in preset.families["resnet"]]
+    view = StoryView()
+    for d in preset.families["densenet"]:
+        view.findings.append(pair_finding(group(runs, latest, KEY, "densenet", d), resnets))
+    rows = []
+    for r in runs:
+        err = latest.get(r.id, {}).get(KEY)
+        if r.status == "succeeded" and err is not None and r.params:
+            rows.append({"family": r.family, "label": r.label, "params": r.params, "value": 1 - err})
+    if rows:
+        fig = charts.error_vs_params(rows, "test accuracy")
+        view.figures.append(("Test accuracy (1 − test error) against parameters, log x.", fig))
+    return view
+
+
+STORY = Story(
+    key="add-vs-concat",
+    title="Addition vs concatenation: DenseNet vs ResNet at matched parameters",
+    button="ResNet vs DenseNet",
+    claim=(
+        "Concatenating earlier feature maps (DenseNet) uses parameters more efficiently than adding them "
+        "(ResNet): at a matched parameter count the DenseNet reaches higher accuracy."
+    ),
+    papers=(
+        (
+            "Huang, Liu, van der Maaten & Weinberger 2017, Densely Connected Convolutional Networks",
+            "https://arxiv.org/abs/1608.06993",
+        ),
+    ),  # fmt: skip
+    preset=Preset(
+        families={"resnet": [20, 56], "densenet": [22, 40]},
+        dataset="shapes-cls",
+        epochs=10,
+        batch_size=64,
+        real_dataset="cifar10",
+    ),
+    builder=build,
+    summary="resnet-20/56 vs densenet-22/40 (k=12): pairs of about 0.27M and 0.9M parameters.",
+)
