@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from story_helpers import LEARN, TINY, app, build, by_label, fabricate, judged, new_db, report, shown, train
 
-from db import experiments, metrics, runs
+from db import blocks, experiments, metrics, runs
 from db.session import dispose_engine
 from skipweb.launch import row
 from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES, get_story, story_experiment
@@ -135,7 +136,7 @@ def test_gradient_regimes_findings_match_step_one(gradient_regimes) -> None:
         steps, m = grads[r.id]
         assert list(steps) == [1]
         first[r.family, r.depth, r.spec["options"]["norm"]] = (float(m[0, 0]), float(m[0, -1]))
-    bn56, bn110, trend, small56, small110 = view.findings
+    bn56, bn110, trend, small56, small110, skip56, skip110 = view.findings
     for f, depth in ((bn56, 56), (bn110, 110)):
         p, res = first["plain", depth, "batch"], first["resnet", depth, "batch"]
         rp, rr = p[0] / p[1], res[0] / res[1]
@@ -151,7 +152,18 @@ def test_gradient_regimes_findings_match_step_one(gradient_regimes) -> None:
             or f"resnet-{depth}'s ({num(res[0])})" in f.text
         )
         assert f.verdict == (AGREES if p[0] < 0.01 * res[0] else CONTRADICTS)
-    assert len(view.figures) == 2
+    # the block probes: how many of resnet's blocks get more gradient via the skip than via the branch
+    series = blocks.read_blocks(url, ids)
+    for f, depth in ((skip56, 56), (skip110, 110)):
+        (r,) = [r for r in (runs.get_run(url, i) for i in ids)
+                if (r.family, r.depth, r.spec["options"]["norm"]) == ("resnet", depth, "batch")]  # fmt: skip
+        s = series[r.id]
+        assert s.steps[0] == 1
+        ratio = s.ratio()[0]
+        more = int((ratio > 1).sum())
+        assert f"in {more} of {len(ratio)} blocks (median skip/branch ratio {times(float(np.median(ratio)))}" in f.text
+        assert f.verdict == (AGREES if more > len(ratio) / 2 else CONTRADICTS)
+    assert len(view.figures) == 3
 
 
 def test_gradient_regimes_verdict_logic_with_fabricated_probes(tmp_path: Path) -> None:
@@ -165,7 +177,8 @@ def test_gradient_regimes_verdict_logic_with_fabricated_probes(tmp_path: Path) -
     probes = [[(1, 0.1, g, [1.0] * 3, [0.1] * 3)] for g in
               (profiles[s.family, s.options["norm"]] for s in specs)]  # fmt: skip
     fabricate(url, "gradient-regimes", specs, [{} for _ in specs], probes)
-    bn56, bn110, trend, small56, small110 = build(url, "gradient-regimes").findings
+    bn56, bn110, trend, small56, small110, skip56, _ = build(url, "gradient-regimes").findings
+    assert skip56.verdict == INCONCLUSIVE and "no block probes" in skip56.text  # fabricated: no block rows
     assert bn56.verdict == CONTRADICTS and bn56.text.startswith("Contrary to the expected explosion")
     assert "plain-56's first-layer gradient is 0.5× its last layer's; resnet-56's is 2.0×" in bn56.text
     assert (

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from db import metrics
-from skipweb import charts
+from db import blocks, metrics
+from skipweb import charts, charts_blocks
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
@@ -133,6 +133,29 @@ def vanish(plain: Init, res: Init, depth: int) -> Finding:
                    values)  # fmt: skip
 
 
+def skip_share(runs: Sequence[Any], series: dict, depth: int) -> tuple[Finding, Any]:
+    """With BatchNorm, at step 1: in how many of resnet's blocks does the skip path carry more of the
+    gradient than the block's own layers (skipweb.probes.BlockProbe)? Also returns the series used."""
+    found = sorted(matching(runs, "resnet", depth, **BN), key=lambda r: r.seed)
+    name = want("resnet", depth, **BN)
+    s = next((series[r.id] for r in found if series.get(r.id) and int(series[r.id].steps[0]) == 1), None)
+    if s is None:
+        why = name if not found else f"{name} (no block probes at step 1 yet)"
+        return Finding(f"Cannot measure resnet-{depth}'s skip paths yet: no block probes of {why}.", INCONCLUSIVE,
+                       missing=(why,)), None  # fmt: skip
+    r = s.ratio()[0]
+    r = r[np.isfinite(r)]
+    more, med = int((r > 1).sum()), float(np.median(r))
+    values = {"blocks": float(len(r)), "skip_wins": float(more), "median": med, "nearest_input": float(r[0])}
+    text = (f"At initialisation, resnet-{depth}'s skip paths carry more of the gradient than the blocks' own "
+            f"layers in {more} of {len(r)} blocks (median skip/branch ratio {times(med)}; {times(float(r[0]))} "
+            f"in the block nearest the input)")  # fmt: skip
+    if more > len(r) / 2:
+        return Finding(text + ": the identity path is the main road back.", AGREES, values), s
+    return Finding(f"Contrary to the picture of shortcuts carrying the gradient, {text[0].lower()}{text[1:]}.",
+                   CONTRADICTS, values), s  # fmt: skip
+
+
 def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
     ids = [r.id for r in runs]
     grads = metrics.read_grad(db, ids, steps=[1])
@@ -149,6 +172,14 @@ def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
     view.findings.append(growth([(d, pick["plain", d, "bn"]) for d in depths]))
     for d in depths:
         view.findings.append(vanish(pick["plain", d, "small"], pick["resnet", d, "small"], d))
+    series = blocks.read_blocks(db, ids, stats=("skip_grad", "branch_grad"))
+    shares = {d: skip_share(runs, series, d) for d in depths}
+    view.findings += [finding for finding, _ in shares.values()]
+    measured = {f"resnet-{d}": s for d, (_, s) in shares.items() if s is not None}
+    if measured:
+        fig = charts_blocks.block_profile(measured, "ratio", step=1)
+        view.figures.append(("With BatchNorm: skip/branch gradient ratio per block at step 1 (above 1: the skip "
+                             "carries more).", fig))  # fmt: skip
     for name, title in (
         ("bn", "With BatchNorm (kaiming init)"),
         ("small", "No normalisation, N(0, 0.01) init"),
