@@ -113,4 +113,12 @@ def test_launch_watch_compare_present(stack):
         wait_text(page, "Skip connections on digits", 30)
         page.screenshot(path=str(SHOTS / "present.png"), full_page=True)
         assert not page.get_by_text("Traceback").count()
+
+        # the demo is the degradation story's grid: its findings are computed from these runs
+        page.goto(f"{url}/present?story=degradation&exp={exp}")
+        wait_text(page, "plain-56", 60)  # a computed finding (its wording depends on the result)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        time.sleep(2)
+        page.screenshot(path=str(SHOTS / "story.png"), full_page=True)
+        assert not page.get_by_text("Traceback").count()
         browser.close()
