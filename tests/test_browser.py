@@ -104,6 +104,7 @@ def test_launch_watch_compare_present(stack):
         page.screenshot(path=str(SHOTS / "compare.png"))
         blocks = page.get_by_text("Skip path vs branch", exact=True).first
         blocks.scroll_into_view_if_needed()
+        page.mouse.wheel(0, 700)  # the heading near the top, the heatmaps below it in view
         time.sleep(2)
         page.screenshot(path=str(SHOTS / "blocks.png"))
 
