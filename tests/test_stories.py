@@ -95,6 +95,13 @@ def test_degradation_verdict_logic_with_fabricated_runs(tmp_path: Path) -> None:
     assert plain.verdict == AGREES and plain.text == (
         "plain-56 ended with 2.3× the training error of plain-20 (0.25 vs 0.11)."
     )
+    # a shallower net at exactly 0 training error: no "inf×" ratio, the sentence says what happened
+    metrics.write_batch(url, exp_ids[2], [("epoch/train_error", 2, 2.0, 0.0, 0.0)])
+    resnet = build(url, "degradation").findings[1]
+    assert resnet.verdict == CONTRADICTS and resnet.text == (
+        "Contrary to He et al., resnet-56 ended with HIGHER training error than resnet-20 (0.05 vs 0): "
+        "resnet-20 fit its training set exactly."
+    )
     # both at chance level (10 digits: guessing errs 0.90): nothing learned, nothing to compare
     metrics.write_batch(url, exp_ids[0], [("epoch/train_error", 2, 2.0, 0.89, 0.0)])
     metrics.write_batch(url, exp_ids[1], [("epoch/train_error", 3, 3.0, 0.91, 0.0)])

@@ -42,9 +42,11 @@ def deeper_vs_shallower(
     values = {f"{family}-{hi}": a, f"{family}-{lo}": b, "ratio": ratio(a, b)}
     if worse:
         if a > b:
-            text = (
-                f"{family}-{hi} ended with {times(ratio(a, b))} the training error of {family}-{lo} {pair}."
-            )
+            if b == 0:  # no ratio to a zero error
+                text = f"{family}-{lo} fit its training set exactly and {family}-{hi} did not {pair}."
+            else:
+                text = (f"{family}-{hi} ended with {times(ratio(a, b))} the training error of {family}-{lo} "
+                        f"{pair}.")  # fmt: skip
             return Finding(text, AGREES, values)
         word = "LOWER" if a < b else "the SAME"
         text = (f"Contrary to He et al., {family}-{hi} ended with {word} training error than {family}-{lo} "
@@ -54,8 +56,9 @@ def deeper_vs_shallower(
         rel = f"{times(ratio(a, b))} the" if b > 0 else "the same"
         text = f"{family}-{hi} ended with {rel} training error of {family}-{lo} {pair}: depth did not hurt."
         return Finding(text, AGREES, values)
+    much = f"{times(ratio(a, b))} as much" if b > 0 else f"{family}-{lo} fit its training set exactly"
     text = (f"Contrary to He et al., {family}-{hi} ended with HIGHER training error than {family}-{lo} "
-            f"{pair}: {times(ratio(a, b))} as much.")  # fmt: skip
+            f"{pair}: {much}.")  # fmt: skip
     return Finding(text, CONTRADICTS, values)
 
 
