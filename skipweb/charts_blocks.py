@@ -143,6 +143,8 @@ def block_profile(
             continue
         i = len(s.steps) - 1 if step is None else nearest_index(s.steps, step)
         raw = s.ratio()[i] if view == "ratio" else s.stats[view][i]
+        if not np.isfinite(raw).any():  # e.g. the ratio of a no-skip net: nothing to draw
+            continue
         fig.add_scatter(
             x=np.arange(len(raw)),
             y=np.asarray(raw, dtype=np.float64),
