@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, func, literal
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -34,3 +34,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def coalesce_now(column: Any, now: datetime) -> Any:
+    """``COALESCE(column, now)``: keep a first timestamp (e.g. ``started_at`` across attempts).
+
+    literal() with our type: a bare datetime inside coalesce() would skip UTCDateTime's conversion."""
+    return func.coalesce(column, literal(now, UTCDateTime()))

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Update, func, literal, or_, select, update
+from sqlalchemy import Update, func, or_, select, update
 
-from db.coltypes import UTCDateTime
+from db.coltypes import coalesce_now
 from db.records import FINAL_STATUSES
 from db.session import DbLike, db_now, scope
 from db.tables import SqlLandscapeJob, SqlRun
@@ -130,8 +130,7 @@ def claim(db: DbLike, job_id: int, owner: str) -> LandscapeJobRecord | None:
                 attempts=SqlLandscapeJob.attempts + 1,
                 lease_owner=owner,
                 heartbeat_at=now,
-                # literal() with our type: a bare datetime in coalesce() would skip UTCDateTime's conversion
-                started_at=func.coalesce(SqlLandscapeJob.started_at, literal(now, UTCDateTime())),
+                started_at=coalesce_now(SqlLandscapeJob.started_at, now),
             )
         )
         if res.rowcount != 1:

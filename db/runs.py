@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Update, delete, func, literal, or_, select, update
+from sqlalchemy import Update, delete, or_, select, update
 
 from db.blocks import replace_layers
-from db.coltypes import UTCDateTime
+from db.coltypes import coalesce_now
 from db.errors import RunNotFound, RunStateError
 from db.records import FINAL_STATUSES
 
@@ -64,7 +64,7 @@ def claim(
                 heartbeat_at=now,
                 worker_host=host,
                 device=device,
-                started_at=_coalesce_now(SqlRun.started_at, now),
+                started_at=coalesce_now(SqlRun.started_at, now),
             )
         )
         return res.rowcount == 1
@@ -255,11 +255,6 @@ def _owned(run_id: int, worker_id: str | None) -> Update:
     return update(SqlRun).where(
         SqlRun.id == run_id, SqlRun.status == "running", SqlRun.lease_owner == worker_id
     )
-
-
-def _coalesce_now(column: Any, now: datetime) -> Any:
-    # literal() with our type: a bare datetime inside coalesce() would skip UTCDateTime's conversion
-    return func.coalesce(column, literal(now, UTCDateTime()))
 
 
 def _checkpoint_dir(checkpoint_dir: Path | None) -> Path:
