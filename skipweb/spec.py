@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from skipweb.data import get_dataset_info
 from skipweb.models import get_info
+from skipweb.recipes import recipe_for, scaled_lr
 
 
 class SpecError(ValueError):
@@ -35,7 +36,9 @@ class RunSpec(BaseModel):
     subset: int | None = Field(None, ge=1, description="use only this many training samples")
     seed: int = Field(0, ge=0)
     augment: bool = Field(True, description="the dataset's standard augmentation (crop/flip)")
-    # optimisation (defaults: He et al. 2015 CIFAR recipe)
+    # optimisation. A field left out takes the dataset's recipe (skipweb.recipes): He et al. 2015's CIFAR
+    # recipe, its lr scaled linearly with the batch, with a 1-epoch warm-up. The defaults below are that
+    # recipe at batch 128, for a dataset without one.
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.1, gt=0, le=10)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -44,13 +47,24 @@ class RunSpec(BaseModel):
     schedule: Literal["multistep", "cosine", "onecycle", "constant"] = "multistep"
     milestones: tuple[float, ...] = Field((0.5, 0.75), description="multistep: fractions of training")
     gamma: float = Field(0.1, gt=0, le=1)
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
     # instrumentation and hardware
     probe_every: int = Field(10, ge=1, description="probe gradient norms every N optimizer steps")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
     compile: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: Any) -> Any:
+        """Fill the training fields the caller left out from the dataset's recipe."""
+        if isinstance(data, dict) and isinstance(data.get("dataset"), str):
+            recipe = recipe_for(data["dataset"]).fields()
+            if "batch_size" in data and "lr" not in data and isinstance(data["batch_size"], int):
+                recipe["lr"] = scaled_lr(data["batch_size"])  # linear scaling, as the recipe itself does
+            return {**recipe, **data}
+        return data
 
     @field_validator("milestones")
     @classmethod
@@ -109,7 +123,8 @@ class RunSpec(BaseModel):
             raise SpecError(str(e)) from None
 
 
-_LABEL_OPTIONS = ("shortcut", "block", "no_skip", "skip", "norm", "act", "init", "bc", "growth", "width", "up")
+_LABEL_OPTIONS = ("shortcut", "block", "no_skip", "skip", "norm", "act", "init", "bc", "growth", "width", "up",
+                  "zero_init_residual")
 
 
 def one_line(err: ValidationError) -> str:

@@ -183,13 +183,27 @@ def test_empty_db_demo_button_launches(env):
     assert not demo.disabled
     demo.click().run()
     assert not at.exception
-    assert "queued 4 runs" in texts(at)
+    assert "queued 12 runs" in texts(at)
+    from db.experiments import list_experiments
     from db.run_queries import list_runs
+    from skipweb.recipes import recipe_for
 
+    # the demo is the degradation story's preset, 3 seeds, on the digits recipe, tagged so its view finds it
     runs = list_runs(env)
-    assert sorted(r.label for r in runs) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
-    assert all(r.status == "queued" and r.spec["epochs"] == 8 and r.spec["batch_size"] == 32 for r in runs)
+    assert sorted((r.label, r.seed) for r in runs) == [
+        (f"{f}-{d}", s) for f in ("plain", "resnet") for d in (20, 56) for s in (0, 1, 2)
+    ]
+    recipe = recipe_for("digits")
+    assert all(r.status == "queued" and r.spec["epochs"] == recipe.epochs and r.spec["lr"] == recipe.lr
+               and r.spec["batch_size"] == recipe.batch_size and r.spec["warmup_epochs"] == recipe.warmup_epochs
+               for r in runs)  # fmt: skip
+    (exp,) = list_experiments(env)
+    assert exp.tags == ["story:degradation", "demo"]
     assert any((Path(env.removeprefix("sqlite:///")).parent / "broker" / "queue").iterdir())
+    # the Launch page now links straight to the story view, saying how far the runs are
+    at = page_test("launch").run()
+    links = [str(e.proto) for e in at.get("page_link")] + [texts(at).replace("\\", "")]
+    assert any("(experiment 1), 0 of 12 runs finished so far" in x and "story=degradation" in x for x in links), links
 
 
 def test_preset_fills_form_and_shows_grid(env):

@@ -12,7 +12,7 @@ try:  # Typer >= 0.24 vendors click; older releases raise click's own exceptions
 except ImportError:  # pragma: no cover
     from click import exceptions as cx
 
-from skipweb.cli import core, landscape, runs, serve
+from skipweb.cli import core, landscape, runs, serve, stories
 
 app = typer.Typer(
     name="skipweb",
@@ -25,6 +25,7 @@ core.register(app)
 runs.register(app)
 serve.register(app)
 landscape.register(app)
+stories.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

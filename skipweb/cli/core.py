@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from skipweb.cli import options as o
+from skipweb.cli.runs import UserError
 
 stdout, stderr = Console(), Console(stderr=True)
+RECIPE = "(default: the dataset's recipe, see `skipweb recipes`)"
 
 
 def models() -> None:
@@ -62,18 +64,20 @@ def describe(
 
 def train(
     ctx: typer.Context,
-    family: Annotated[str, typer.Argument(help="model family (submit: a comma list), see `skipweb models`")],
-    depth: Annotated[str, typer.Option("--depth", "-d", help="depth (submit: a comma list, e.g. 20,56)")],
+    family: Annotated[str | None, typer.Argument(help="model family (submit: a comma list), see `skipweb models`",
+                                                 show_default=False)] = None,
+    depth: Annotated[str | None, typer.Option("--depth", "-d", help="depth (submit: a comma list, e.g. 20,56)")] = None,
     dataset: Annotated[str, typer.Option(help="dataset, e.g. digits, shapes, cifar10")] = "digits",
-    epochs: Annotated[int, typer.Option(help="training epochs")] = 10,
-    seed: Annotated[str, typer.Option("--seed", "--seeds", help="seed (submit: a comma list)")] = "0",
+    epochs: Annotated[int | None, typer.Option(help=f"training epochs {RECIPE}")] = None,
+    seed: Annotated[str | None, typer.Option("--seed", "--seeds", help="seed (submit: a comma list); default 0, "
+                                             "or the preset's seeds 0,1,2")] = None,
     subset: Annotated[int | None, typer.Option(help="train on only N samples")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
-    optimizer: Annotated[str, typer.Option(help="sgd or adamw")] = "sgd",
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 0.1,
-    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 1e-4,
-    schedule: Annotated[str, typer.Option(help="multistep, cosine, onecycle or constant")] = "multistep",
-    warmup: Annotated[float, typer.Option(help="warm-up epochs")] = 0.0,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=f"batch size {RECIPE}")] = None,
+    optimizer: Annotated[str | None, typer.Option(help=f"sgd or adamw {RECIPE}")] = None,
+    lr: Annotated[float | None, typer.Option(help=f"peak learning rate {RECIPE}; scaled with --batch-size")] = None,
+    weight_decay: Annotated[float | None, typer.Option("--weight-decay", help=RECIPE)] = None,
+    schedule: Annotated[str | None, typer.Option(help=f"multistep, cosine, onecycle or constant {RECIPE}")] = None,
+    warmup: Annotated[float | None, typer.Option(help=f"linear warm-up epochs {RECIPE}")] = None,
     probe_every: Annotated[int, typer.Option("--probe-every", help="probe gradients every N steps")] = 10,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     amp: Annotated[str, typer.Option(help="none, bf16 or fp16 (CUDA)")] = "none",
@@ -81,7 +85,8 @@ def train(
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
     shortcut: o.Shortcut = None, block: o.Block = None, growth: o.Growth = None, bc: o.BC = False,
     skip: o.Skip = None, no_skip: o.NoSkip = False, norm: o.Norm = None, act: o.Act = None,
-    init: o.Init = None, width: o.Width = None, up: o.Up = None,
+    init: o.Init = None, width: o.Width = None, up: o.Up = None, zero_init_residual: o.ZeroInit = False,
+    preset: Annotated[str | None, typer.Option(help="submit: a story's preset (see `skipweb story --help`)")] = None,
     title: Annotated[str | None, typer.Option(help="experiment title")] = None,
     tags: Annotated[str, typer.Option(help="comma-separated experiment tags")] = "",
     force: Annotated[bool, typer.Option("--force", help="submit: rerun configurations that already succeeded")] = False,
@@ -91,18 +96,30 @@ def train(
     """train: one model in this process, with a progress bar. submit: a grid, queued for the workers."""
     from skipweb.launch import plan, split_list
 
-    families, depths, seeds = split_list(family), split_list(depth, int), split_list(seed, int)
+    tag_list = [t for t in (x.strip() for x in tags.split(",")) if t]
+    if preset is not None:
+        if ctx.info_name != "submit":
+            raise UserError("--preset submits a story's runs; use `skipweb submit --preset KEY`")
+        story = _story(preset)
+        specs = story.preset.specs(None if seed is None else split_list(seed, int))
+        tags_all = [story.tag, *(t for t in tag_list if t != story.tag)]
+        _submit(specs, title=title or story.title, tags=tags_all, force=force, queue=queue, as_json=as_json)
+        return
+    if family is None or depth is None:
+        raise UserError(f"{ctx.info_name} needs a model family and --depth (or, for submit, --preset KEY)")
+    families, depths, seeds = split_list(family), split_list(depth, int), split_list(seed or "0", int)
     opts = o.model_options(families[0], shortcut=shortcut, block=block, growth=growth, bc=bc, skip=skip,
-                           no_skip=no_skip, norm=norm, act=act, init=init, width=width, up=up)
-    base = dict(dataset=dataset, epochs=epochs, subset=subset, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup, probe_every=probe_every,
-                device=device, amp=amp, channels_last=channels_last, compile=compile_)
+                           no_skip=no_skip, norm=norm, act=act, init=init, width=width, up=up,
+                           zero_init_residual=zero_init_residual)
+    given = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                 schedule=schedule, warmup_epochs=warmup)  # None: the dataset's recipe (RunSpec fills it in)
+    base = dict(dataset=dataset, subset=subset, probe_every=probe_every, device=device, amp=amp,
+                channels_last=channels_last, compile=compile_, **{k: v for k, v in given.items() if v is not None})
     if no_skip:  # --no-skip maps to each family's own twin option
         opts = {k: v for k, v in opts.items() if k not in ("no_skip", "skip")}
         specs = [s for f in families for s in plan([f], depths, seeds, base, {**opts, **o.model_options(f, no_skip=True)})]
     else:
         specs = plan(families, depths, seeds, base, opts)
-    tag_list = [t for t in (x.strip() for x in tags.split(",")) if t]
     if ctx.info_name == "submit":
         _submit(specs, title=title, tags=tag_list, force=force, queue=queue, as_json=as_json)
     else:
@@ -111,8 +128,17 @@ def train(
         _train(specs[0], title=title, tags=tag_list, as_json=as_json)
 
 
+def _story(key: str):
+    from skipweb.stories import get_story
+
+    try:
+        return get_story(key)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+
+
 def _submit(specs, *, title, tags, force, queue, as_json) -> None:
-    from skipweb.cli.runs import UserError, open_db
+    from skipweb.cli.runs import open_db
     from skipweb.launch import submit
 
     if queue not in ("", "cpu", "gpu"):

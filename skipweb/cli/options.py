@@ -17,6 +17,9 @@ Norm = Annotated[str | None, typer.Option("--norm", help="batch or none")]
 Act = Annotated[str | None, typer.Option("--act", help="relu, tanh or sigmoid")]
 Init = Annotated[str | None, typer.Option("--init", help="kaiming, xavier or small (N(0, 0.01))")]
 Width = Annotated[int | None, typer.Option("--width", help="base width (channels or hidden units)")]
+ZeroInit = Annotated[bool, typer.Option("--zero-init-residual", help="resnet/mlp: zero the last BatchNorm of each "
+                                       "residual branch so every block starts as the identity (torchvision's "
+                                       "option; Goyal et al. 2017). Off by default")]
 Up = Annotated[str | None, typer.Option("--up", help="unet upsampling: transpose or bilinear")]
 
 

@@ -132,6 +132,8 @@ def worker(
     gpus: Annotated[str | None, typer.Option(help="GPU indices, one worker each, e.g. 0,1")] = None,
     queues: Annotated[str | None, typer.Option(help="queues to consume (default: gpu with GPUs, else cpu,gpu)")] = None,
     loglevel: Annotated[str, typer.Option()] = "INFO",
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads of this worker (default: all the "
+                                                "machine's cores, shared out among the GPU workers it starts)")] = None,
 ) -> None:
     """Start Celery workers: one per GPU, or one CPU worker (which then also takes GPU-queue runs)."""
     open_db(create=True)
@@ -140,8 +142,10 @@ def worker(
 
         gpus = ",".join(str(i) for i in range(torch.cuda.device_count())) or None
     if gpus and "," in gpus:  # several GPUs: one child process each, pinned by CUDA_VISIBLE_DEVICES
-        procs = [subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--gpus", g, "--loglevel", loglevel],
-                                  env={**os.environ, "CUDA_VISIBLE_DEVICES": g}) for g in gpus.split(",")]
+        share = str(threads or share_of_cores(len(gpus.split(","))))
+        procs = [subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--gpus", g, "--loglevel", loglevel,
+                                   "--threads", share], env={**os.environ, "CUDA_VISIBLE_DEVICES": g})
+                 for g in gpus.split(",")]  # fmt: skip
         try:
             sys.exit(max(p.wait() for p in procs))
         except KeyboardInterrupt:
@@ -152,10 +156,21 @@ def worker(
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     queue_list = queues or ("gpu" if gpus else "cpu,gpu")
     name = f"skipweb-{'gpu' + gpus if gpus else 'cpu'}-{os.getpid()}@%h"
+    import torch
+
+    # More threads than cores among the processes on a machine slows every run many times over (oversubscribed
+    # OpenMP threads spin against each other), so a worker uses its share of the cores and no more.
+    torch.set_num_threads(threads or share_of_cores(1))
     from workers.celery_app import app
 
     app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={queue_list}",
                      f"--loglevel={loglevel}", f"--hostname={name}", "--without-gossip", "--without-mingle"])
+
+
+def share_of_cores(processes: int) -> int:
+    """CPU threads for one of ``processes`` worker processes on this machine: an equal share, at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, processes))
 
 
 def _int(text: str, what: str) -> int:

@@ -21,21 +21,27 @@ def up(
     host: Annotated[str | None, typer.Option(help="address to bind (default: settings, 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="dashboard port (default 8501)")] = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="dashboard only (workers run elsewhere)")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="CPU worker processes (default: one per 2 cores; "
+                                                "each gets an equal share of the cores as torch threads)")] = None,
 ) -> None:
-    """Start a worker and the dashboard; print the URL; Ctrl-C stops both."""
-    from skipweb.cli.runs import open_db
+    """Start the workers and the dashboard; print the URL; Ctrl-C stops them all."""
+    from skipweb.cli.runs import open_db, share_of_cores
 
     settings = open_db(create=True)
     host, port = host or settings.host, port or settings.port
     procs: list[subprocess.Popen] = []
-    if not no_worker:
-        procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING"]))
+    n = 0 if no_worker else (workers or default_workers())
+    for _ in range(n):
+        procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING",
+                                       "--threads", str(share_of_cores(n))]))  # fmt: skip
     procs.append(subprocess.Popen([
         sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]))
     console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in {settings.data_dir.resolve()};"
                   " Ctrl-C stops)")
+    if n:
+        console.print(f"{n} worker{'s' if n > 1 else ''} × {share_of_cores(n)} torch threads")
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -54,6 +60,19 @@ def up(
                 p.kill()
     codes = [p.returncode for p in procs]
     raise typer.Exit(0 if all(c in (0, -signal.SIGTERM, None) for c in codes) else 1)
+
+
+def default_workers() -> int:
+    """One worker process per GPU where there are GPUs (``skipweb worker`` starts them itself); else one per 2
+    cores. Measured in bench/demo.py on 2 cores (bench/RESULTS.md): the small nets of the bundled sets use 2
+    threads poorly, but a second process per 2 cores doubles the memory and the dashboard needs a core too."""
+    import torch
+
+    from skipweb.cli.runs import share_of_cores
+
+    if torch.cuda.is_available():
+        return 1  # that worker starts one process per GPU itself
+    return max(1, share_of_cores(2))
 
 
 def passwd(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm
+from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm, zero_
+from skipweb.models._common import zero_init_residual as zero_init_residual_
 from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
 
 MAX_DEPTH = 1000
@@ -28,6 +29,9 @@ class MLPBlock(nn.Module):
         self.fc = nn.Linear(width, width)
         self.skip_bridged = skip
         self.fork = Fork("add" if skip else "none")
+
+    def zero_last(self) -> None:
+        zero_(self.fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs, xb = self.fork(x)
@@ -84,6 +88,7 @@ def mlp(
     act: str,
     init: str,
     no_skip: bool,
+    zero_init_residual: bool = False,
 ) -> MLP:
     """MLP on flattened ``in_channels x image_size x image_size`` inputs; residual unless ``no_skip``.
 
@@ -91,6 +96,7 @@ def mlp(
         depth: number of linear layers, 2 to 1000.
         width: units of every hidden layer.
         no_skip: drop the identity around each hidden layer, which gives the plain MLP.
+        zero_init_residual: start every residual layer at zero, so each block starts as the identity.
     """
     model = MLP(
         depth,
@@ -102,6 +108,8 @@ def mlp(
         act=act,
     )
     init_weights(model, init, act)
+    if zero_init_residual:
+        zero_init_residual_(model)
     return model
 
 
@@ -114,8 +122,9 @@ register_model(
         depth_rule=f"any number of linear layers from 2 to {MAX_DEPTH} (4, 8, 16, 32, 64, ...)",
         check_depth=_check_depth,
         example_depths=(4, 8, 16, 32, 64),
-        options={"width": WIDTHS, **COMMON_CHOICES, "no_skip": (False, True)},
-        defaults={"width": 256, "norm": "batch", "act": "relu", "init": "kaiming", "no_skip": False},
+        options={"width": WIDTHS, **COMMON_CHOICES, "no_skip": (False, True), "zero_init_residual": (False, True)},
+        defaults={"width": 256, "norm": "batch", "act": "relu", "init": "kaiming", "no_skip": False,
+                  "zero_init_residual": False},
         paper="https://arxiv.org/abs/1603.05027",
     )
 )

@@ -14,7 +14,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm, zero_pad_shortcut
+from skipweb.models._common import (
+    Fork,
+    ProbedModel,
+    init_weights,
+    make_act,
+    make_norm,
+    zero_,
+    zero_pad_shortcut,
+)
+from skipweb.models._common import (
+    zero_init_residual as zero_init_residual_,
+)
 from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
 
 MAX_DEPTH = 1202  # the deepest net of He et al. 2015; beyond it a CPU run is hopeless anyway
@@ -74,6 +85,9 @@ class BasicBlock(nn.Module):
         self.skip_bridged = skip
         self.fork = Fork("add" if skip else "none")
 
+    def zero_last(self) -> None:
+        zero_(self.bn2, self.conv2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs, xb = self.fork(x)
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(xb)))))
@@ -106,6 +120,9 @@ class PreActBlock(nn.Module):
         self.projects = isinstance(self.shortcut, nn.Sequential)  # only projections are Sequential
         self.skip_bridged = skip
         self.fork = Fork("add" if skip else "none")
+
+    def zero_last(self) -> None:
+        zero_(self.conv2)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.act2(self.bn2(self.conv1(pre))))
@@ -146,6 +163,9 @@ class PreActBottleneck(PreActBlock):
         self.projects = isinstance(self.shortcut, nn.Sequential)
         self.skip_bridged = skip
         self.fork = Fork("add" if skip else "none")
+
+    def zero_last(self) -> None:
+        zero_(self.conv3)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         out = self.conv2(self.act2(self.bn2(self.conv1(pre))))
@@ -227,7 +247,7 @@ def _cifar_resnet(*, depth: int, block: str, init: str, **kwargs) -> CifarResNet
     return model
 
 
-def resnet(*, depth: int, image_size: int, no_skip: bool, **opts) -> CifarResNet:
+def resnet(*, depth: int, image_size: int, no_skip: bool, zero_init_residual: bool = False, **opts) -> CifarResNet:
     """CIFAR ResNet (He et al. 2015, https://arxiv.org/abs/1512.03385; preact/bottleneck: arXiv 1603.05027).
 
     Args:
@@ -236,8 +256,12 @@ def resnet(*, depth: int, image_size: int, no_skip: bool, **opts) -> CifarResNet
         no_skip: drop every shortcut, which turns the net into its plain twin.
         opts: num_classes, in_channels, block, shortcut ("A" zero-pad or "B" projection), width, norm,
             act, init.
+        zero_init_residual: start every residual branch at zero (torchvision's option; Goyal et al. 2017).
     """
-    return _cifar_resnet(depth=depth, skip=not no_skip, **opts)
+    model = _cifar_resnet(depth=depth, skip=not no_skip, **opts)
+    if zero_init_residual:
+        zero_init_residual_(model)
+    return model
 
 
 def plain(*, depth: int, image_size: int, **opts) -> CifarResNet:
@@ -272,9 +296,10 @@ register_model(
         depth_rule="6n+2 for basic/preact (20, 32, 44, 56, 110, ...); 9n+2 for bottleneck (56, 110, 164, ...)",
         check_depth=lambda depth, opts: cifar_depth_error("resnet", opts.get("block", "basic"), depth),
         example_depths=(20, 32, 44, 56, 110),
-        options={"block": tuple(BLOCKS), "shortcut": ("A", "B"), "no_skip": (False, True)}
+        options={"block": tuple(BLOCKS), "shortcut": ("A", "B"), "no_skip": (False, True),
+                 "zero_init_residual": (False, True)}
         | {"width": WIDTHS, **COMMON_CHOICES},
-        defaults={"block": "basic", "shortcut": "A", "no_skip": False, **DEFAULTS},
+        defaults={"block": "basic", "shortcut": "A", "no_skip": False, "zero_init_residual": False, **DEFAULTS},
         paper=PAPER,
     )
 )

@@ -22,34 +22,43 @@ TAG_PREFIX = "story:"
 
 
 # ---- what a story launches -----------------------------------------------------------------------------
+STORY_SEEDS = (0, 1, 2)  # a story compares means against the spread over these seeds
+
+
 @dataclass(frozen=True)
 class Preset:
     """The runs a story needs, on offline data: families × depths × every combination of ``options``
-    (the Launch form's grid). ``real_dataset`` names the paper's dataset when it differs."""
+    (the Launch form's grid) × ``seeds``. The training recipe is the dataset's default
+    (``skipweb.recipes``); ``recipe`` overrides some of its fields, and says why in the story's notes.
+    ``real_dataset`` names the paper's dataset when it differs."""
 
     families: Mapping[str, Sequence[int]]
     dataset: str
-    epochs: int
     options: Mapping[str, Sequence[Any]] = field(default_factory=dict)
-    lr: float = 0.1
-    batch_size: int = 128
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = STORY_SEEDS
     probe_every: int = 10
     landscape: bool = False
     landscape_grid: int = 11
     real_dataset: str | None = None
 
+    def training(self) -> dict[str, Any]:
+        """The full training recipe: the dataset's default with this preset's overrides."""
+        from skipweb.recipes import recipe_for
+
+        return {**recipe_for(self.dataset).fields(), **self.recipe}
+
     def base(self, **overrides: Any) -> dict[str, Any]:
         """The RunSpec fields shared by every run (``overrides``: e.g. a tiny test recipe)."""
-        recipe = {"dataset": self.dataset, "epochs": self.epochs, "lr": self.lr,
-                  "batch_size": self.batch_size, "probe_every": self.probe_every}  # fmt: skip
-        return {**recipe, **overrides}
+        return {"dataset": self.dataset, **self.training(), "probe_every": self.probe_every, **overrides}
 
-    def specs(self, seeds: Sequence[int] = (0,), **overrides: Any) -> list[Any]:
+    def specs(self, seeds: Sequence[int] | None = None, **overrides: Any) -> list[Any]:
         """Every run of the preset as validated RunSpecs, the same grid the Launch page builds (an option
         a family does not declare is left out for that family)."""
         from skipweb.launch import plan
         from skipweb.models import get_info
 
+        seeds = self.seeds if seeds is None else seeds
         out: dict[str, Any] = {}
         for family, depths in self.families.items():
             mine = {k: list(v) for k, v in self.options.items() if k in get_info(family).options}
@@ -119,9 +128,8 @@ class Story:
             "families": {f: list(d) for f, d in p.families.items()},
             "options": {k: list(v) for k, v in p.options.items()},
             "dataset": p.dataset,
-            "epochs": p.epochs,
-            "lr": p.lr,
-            "batch_size": p.batch_size,
+            **p.training(),
+            "seeds": ",".join(map(str, p.seeds)),
             "probe_every": p.probe_every,
             "landscape": p.landscape,
             "landscape_grid": p.landscape_grid,
@@ -168,6 +176,24 @@ class Group:
     @property
     def mean(self) -> float:
         return float(sum(self.values) / len(self.values)) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation over seeds (0 for one seed: the spread is then unknown)."""
+        n = len(self.values)
+        if n < 2:
+            return 0.0
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (n - 1))
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def shown(self) -> str:
+        """``0.12 ± 0.03 (n=3)``: what a sentence shows of a group."""
+        return f"{num(self.mean)} ± {num(self.std)} (n={self.n})" if self.n > 1 else f"{num(self.mean)} (n=1)"
 
     @property
     def seeds(self) -> str:
@@ -236,6 +262,68 @@ def at_chance(what: str, groups: Sequence[Group], errors: Sequence[float]) -> Fi
     text = (f"{names} {'both' if len(groups) == 2 else 'all'} ended near chance level ({what} {vals}; guessing "
             f"gives {num(found[0])} with {found[1]} classes): not enough learned to compare. Train longer.")  # fmt: skip
     return Finding(text, INCONCLUSIVE, dict(zip([g.name for g in groups], errors, strict=True)))
+
+
+# ---- comparing against the noise ------------------------------------------------------------------------
+NOISE_STDS = 2.0  # a difference must exceed this many standard deviations (the larger of the two groups)...
+ERROR_FLOOR = 0.01  # ...and at least one percentage point of error (or IoU)
+MIN_SEEDS = 2  # below this the spread over seeds is unknown, so no difference can be claimed
+HIGHER, SAME, LOWER = 1, 0, -1
+
+
+@dataclass(frozen=True)
+class Versus:
+    """``a`` against ``b``: ``sign`` is HIGHER / LOWER when the difference of the means clears ``noise``
+    (``NOISE_STDS`` × the larger std over seeds, at least ``floor``), SAME otherwise."""
+
+    a: Group
+    b: Group
+    noise: float
+
+    @property
+    def diff(self) -> float:
+        return self.a.mean - self.b.mean
+
+    @property
+    def sign(self) -> int:
+        return SAME if abs(self.diff) <= self.noise else (HIGHER if self.diff > 0 else LOWER)
+
+    @property
+    def pair(self) -> str:
+        """``(plain-56 0.85 ± 0.02 (n=3) vs plain-20 0.12 ± 0.03 (n=3); noise ±0.06)``"""
+        return f"({self.a.name} {self.a.shown} vs {self.b.name} {self.b.shown}; noise ±{num(self.noise)})"
+
+    def values(self) -> dict[str, float]:
+        return {self.a.name: self.a.mean, f"{self.a.name} std": self.a.std, f"{self.a.name} n": self.a.n,
+                self.b.name: self.b.mean, f"{self.b.name} std": self.b.std, f"{self.b.name} n": self.b.n,
+                "difference": self.diff, "noise": self.noise}  # fmt: skip
+
+    def verdict(self, expected: int, *, or_same: bool = False) -> str:
+        """The verdict on a claim that ``a`` is ``expected`` (HIGHER / LOWER) than ``b``. ``or_same``: the
+        claim is "no worse" (a is not the opposite of ``expected``), so SAME agrees. Without it, SAME is
+        inconclusive: the data cannot tell the claimed difference from the noise."""
+        if self.sign == expected:
+            return AGREES
+        if self.sign == -expected:
+            return CONTRADICTS
+        return AGREES if or_same else INCONCLUSIVE
+
+
+def versus(a: Group, b: Group, floor: float = ERROR_FLOOR) -> Versus:
+    return Versus(a, b, max(NOISE_STDS * max(a.std, b.std), floor))
+
+
+def too_few_seeds(what: str, groups: Sequence[Group]) -> Finding | None:
+    """The inconclusive finding when a group has fewer than ``MIN_SEEDS`` finished seeds, else None."""
+    short = [g for g in groups if g.n < MIN_SEEDS]
+    if not short:
+        return None
+    lacking = tuple(f"{g.name} ({g.n} of {max(len(g.runs), MIN_SEEDS)} seeds)" for g in short)
+    shown = " vs ".join(f"{g.name} {g.shown}" for g in groups)
+    text = (f"Cannot compare {what} against the noise yet ({shown}): a difference needs at least {MIN_SEEDS} "
+            "finished seeds of each to measure the spread; the story presets run seeds 0, 1, 2.")  # fmt: skip
+    vals = {k: v for g in groups for k, v in ((g.name, g.mean), (f"{g.name} n", g.n))}
+    return Finding(text, INCONCLUSIVE, vals, missing=lacking, missing_what="seeds")
 
 
 # ---- numbers in sentences --------------------------------------------------------------------------------

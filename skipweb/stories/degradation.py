@@ -12,6 +12,10 @@ from skipweb import charts
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
+    HIGHER,
+    INCONCLUSIVE,
+    LOWER,
+    SAME,
     Finding,
     Preset,
     Story,
@@ -19,9 +23,8 @@ from skipweb.stories.base import (
     at_chance,
     group,
     missing_finding,
-    num,
-    ratio,
-    times,
+    too_few_seeds,
+    versus,
 )
 
 KEY = "epoch/train_error"
@@ -31,35 +34,26 @@ def deeper_vs_shallower(
     runs: Sequence[Any], latest: dict, family: str, lo: int, hi: int, worse: bool
 ) -> Finding:
     """``worse``: the claim is that the deeper net ends with higher training error (plain); otherwise
-    that it ends no higher (resnet)."""
+    that it ends no higher (resnet). Differences within the noise over seeds are "the same"."""
     shallow, deep = group(runs, latest, KEY, family, lo), group(runs, latest, KEY, family, hi)
     if not (shallow.ok and deep.ok):
         return missing_finding(f"{family}-{hi} against {family}-{lo}", [shallow, deep])
-    a, b = deep.mean, shallow.mean
-    if guessed := at_chance("training error", [deep, shallow], [a, b]):
+    if guessed := at_chance("training error", [deep, shallow], [deep.mean, shallow.mean]):
         return guessed
-    pair = f"({num(a)} vs {num(b)}{deep.seeds or shallow.seeds})"
-    values = {f"{family}-{hi}": a, f"{family}-{lo}": b, "ratio": ratio(a, b)}
+    if few := too_few_seeds("training error", [deep, shallow]):
+        return few
+    v = versus(deep, shallow)
+    word = {HIGHER: "HIGHER", SAME: "the same (within the noise)", LOWER: "LOWER"}[v.sign]
+    head = f"{family}-{hi} ended with {word} training error than {family}-{lo} {v.pair}"
     if worse:
-        if a > b:
-            if b == 0:  # no ratio to a zero error
-                text = f"{family}-{lo} fit its training set exactly and {family}-{hi} did not {pair}."
-            else:
-                text = (f"{family}-{hi} ended with {times(ratio(a, b))} the training error of {family}-{lo} "
-                        f"{pair}.")  # fmt: skip
-            return Finding(text, AGREES, values)
-        word = "LOWER" if a < b else "the SAME"
-        text = (f"Contrary to He et al., {family}-{hi} ended with {word} training error than {family}-{lo} "
-                f"{pair}: no degradation in these runs.")  # fmt: skip
-        return Finding(text, CONTRADICTS, values)
-    if a <= b:
-        rel = f"{times(ratio(a, b))} the" if b > 0 else "the same"
-        text = f"{family}-{hi} ended with {rel} training error of {family}-{lo} {pair}: depth did not hurt."
-        return Finding(text, AGREES, values)
-    much = f"{times(ratio(a, b))} as much" if b > 0 else f"{family}-{lo} fit its training set exactly"
-    text = (f"Contrary to He et al., {family}-{hi} ended with HIGHER training error than {family}-{lo} "
-            f"{pair}: {much}.")  # fmt: skip
-    return Finding(text, CONTRADICTS, values)
+        verdict = v.verdict(HIGHER)
+        tail = {AGREES: ": the deeper plain net trains worse, as He et al. found.",
+                CONTRADICTS: ": no degradation in these runs, contrary to He et al.",
+                INCONCLUSIVE: ": no degradation beyond the noise in these runs."}[verdict]  # fmt: skip
+    else:
+        verdict = v.verdict(LOWER, or_same=True)
+        tail = ": depth did not hurt." if verdict == AGREES else ": depth hurt it, contrary to He et al."
+    return Finding(head + tail, verdict, v.values())
 
 
 def at_depth(runs: Sequence[Any], latest: dict, depth: int) -> Finding:
@@ -67,17 +61,18 @@ def at_depth(runs: Sequence[Any], latest: dict, depth: int) -> Finding:
     plain, res = group(runs, latest, KEY, "plain", depth), group(runs, latest, KEY, "resnet", depth)
     if not (plain.ok and res.ok):
         return missing_finding(f"resnet-{depth} against plain-{depth}", [plain, res])
-    a, b = res.mean, plain.mean
-    if guessed := at_chance("training error", [res, plain], [a, b]):
+    if guessed := at_chance("training error", [res, plain], [res.mean, plain.mean]):
         return guessed
-    values = {f"resnet-{depth}": a, f"plain-{depth}": b, "ratio": ratio(a, b)}
-    pair = f"({num(a)} vs {num(b)}{res.seeds or plain.seeds})"
-    if a < b:
-        text = f"At {depth} layers, resnet-{depth}'s training error is {times(ratio(a, b))} plain-{depth}'s {pair}."
-        return Finding(text, AGREES, values)
-    text = (f"Contrary to He et al., at {depth} layers resnet-{depth} ended with no lower training error "
-            f"than plain-{depth} {pair}.")  # fmt: skip
-    return Finding(text, CONTRADICTS, values)
+    if few := too_few_seeds("training error", [res, plain]):
+        return few
+    v = versus(res, plain)
+    verdict = v.verdict(LOWER)
+    word = {HIGHER: "HIGHER", SAME: "the same (within the noise)", LOWER: "lower"}[v.sign]
+    tail = {AGREES: ": the shortcuts fixed what depth broke.",
+            CONTRADICTS: ": contrary to He et al., the shortcuts did not help.",
+            INCONCLUSIVE: ": no difference beyond the noise."}[verdict]  # fmt: skip
+    text = f"At {depth} layers, resnet-{depth} ended with {word} training error than plain-{depth} {v.pair}{tail}"
+    return Finding(text, verdict, v.values())
 
 
 def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
@@ -128,8 +123,6 @@ STORY = Story(
     preset=Preset(
         families={"plain": [20, 56], "resnet": [20, 56]},
         dataset="digits",
-        epochs=10,
-        batch_size=32,
         probe_every=5,
         real_dataset="cifar10",
     ),

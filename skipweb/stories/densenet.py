@@ -3,7 +3,7 @@ layers concatenate every earlier feature map, reaches higher accuracy than a Res
 
 Each DenseNet configuration is paired with the ResNet whose parameter count (read from the runs) is
 closest in ratio; a pair further apart than ``MATCH`` is not a matched comparison and is said to be so.
-Accuracy is 1 − final ``test/error`` (mean over seeds).
+Compared on the final ``test/error``, mean ± std over seeds, against the noise.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
     INCONCLUSIVE,
+    LOWER,
     Finding,
     Group,
     Preset,
@@ -27,6 +28,8 @@ from skipweb.stories.base import (
     group,
     missing_finding,
     num,
+    too_few_seeds,
+    versus,
 )
 
 KEY = "test/error"
@@ -46,19 +49,22 @@ def pair_finding(dense: Group, resnets: Sequence[Group]) -> Finding:
     res = min(ready, key=lambda g: max(params_of(g) / pd_, pd_ / params_of(g)))  # type: ignore[operator]
     pr = params_of(res)
     apart = max(pr / pd_, pd_ / pr)  # type: ignore[operator]
-    acc_d, acc_r = 1 - dense.mean, 1 - res.mean
     if guessed := at_chance("test error", [dense, res], [dense.mean, res.mean]):
         return guessed
-    values = {"densenet_acc": acc_d, "resnet_acc": acc_r, "densenet_params": pd_, "resnet_params": pr}
-    head = (f"{dense.name} ({count(pd_)} params) reached test accuracy {num(acc_d)}{dense.seeds}; "
-            f"{res.name} ({count(pr)}, the closest ResNet in size) {num(acc_r)}{res.seeds}")  # fmt: skip
+    if few := too_few_seeds("test error", [dense, res]):
+        return few
+    v = versus(dense, res)
+    values = {**v.values(), "densenet_params": pd_, "resnet_params": pr}
+    head = (f"{dense.name} ({count(pd_)} params) ended with test error {dense.shown}; {res.name} ({count(pr)}, "
+            f"the closest ResNet in size) {res.shown}; noise ±{num(v.noise)}")  # fmt: skip
     if apart > MATCH:
         return Finding(f"{head}, but their sizes differ {apart:.1f}×: not a matched comparison.", INCONCLUSIVE,
                        values)  # fmt: skip
-    if acc_d > acc_r:
-        return Finding(f"{head}: concatenation did better at a matched size.", AGREES, values)
-    return Finding(f"Contrary to Huang et al., {head[0].lower()}{head[1:]}: concatenation was no better.",
-                   CONTRADICTS, values)  # fmt: skip
+    verdict = v.verdict(LOWER)
+    tail = {AGREES: ": concatenation did better at a matched size.",
+            CONTRADICTS: ": contrary to Huang et al., concatenation did worse at a matched size.",
+            INCONCLUSIVE: ": no difference beyond the noise at a matched size."}[verdict]  # fmt: skip
+    return Finding(head + tail, verdict, values)
 
 
 def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
@@ -95,8 +101,6 @@ STORY = Story(
     preset=Preset(
         families={"resnet": [20, 56], "densenet": [22, 40]},
         dataset="shapes-cls",
-        epochs=10,
-        batch_size=64,
         real_dataset="cifar10",
     ),
     builder=build,

@@ -20,7 +20,12 @@ from skipweb import charts, charts_blocks
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
+    ERROR_FLOOR,
+    HIGHER,
     INCONCLUSIVE,
+    LOWER,
+    NOISE_STDS,
+    SAME,
     Finding,
     Preset,
     Story,
@@ -30,6 +35,8 @@ from skipweb.stories.base import (
     matching,
     missing_finding,
     num,
+    too_few_seeds,
+    versus,
     want,
 )
 
@@ -40,18 +47,18 @@ def at_depth(runs: list[Any], latest: dict, depth: int) -> Finding:
     hw, res = group(runs, latest, KEY, "highway", depth), group(runs, latest, KEY, "resnet", depth)
     if not (hw.ok and res.ok):
         return missing_finding(f"highway-{depth} against resnet-{depth}", [hw, res])
-    a, b = res.mean, hw.mean
-    if guessed := at_chance("test error", [res, hw], [a, b]):
+    if guessed := at_chance("test error", [res, hw], [res.mean, hw.mean]):
         return guessed
-    values = {f"resnet-{depth}": a, f"highway-{depth}": b}
-    seeds = res.seeds or hw.seeds
-    if a < b:
-        text = (f"At {depth} layers the identity shortcut won: resnet-{depth} ended with lower test error than "
-                f"highway-{depth} ({num(a)} vs {num(b)}{seeds}).")  # fmt: skip
-        return Finding(text, AGREES, values)
-    text = (f"Contrary to He et al., at {depth} layers highway-{depth}'s gated shortcuts ended with no higher "
-            f"test error than resnet-{depth}'s identity ({num(b)} vs {num(a)}{seeds}).")  # fmt: skip
-    return Finding(text, CONTRADICTS, values)
+    if few := too_few_seeds("test error", [res, hw]):
+        return few
+    v = versus(res, hw)
+    verdict = v.verdict(LOWER)
+    word = {HIGHER: "HIGHER", SAME: "the same (within the noise)", LOWER: "lower"}[v.sign]
+    tail = {AGREES: ": the identity shortcut won.",
+            CONTRADICTS: ": contrary to He et al., the gated shortcuts did better.",
+            INCONCLUSIVE: ": no difference beyond the noise."}[verdict]  # fmt: skip
+    text = f"At {depth} layers resnet-{depth} ended with {word} test error than highway-{depth} {v.pair}{tail}"
+    return Finding(text, verdict, v.values())
 
 
 def depth_gap(runs: list[Any], latest: dict, lo: int, hi: int) -> Finding:
@@ -63,15 +70,19 @@ def depth_gap(runs: list[Any], latest: dict, lo: int, hi: int) -> Finding:
         pair = [gs[fam, lo], gs[fam, hi]]
         if guessed := at_chance("test error", pair, [g.mean for g in pair]):
             return guessed
+    if few := too_few_seeds("the trend with depth", list(gs.values())):
+        return few
     dh = gs["highway", hi].mean - gs["highway", lo].mean
     dr = gs["resnet", hi].mean - gs["resnet", lo].mean
-    values = {"highway_change": dh, "resnet_change": dr}
-    text = (f"From {lo} to {hi} layers highway's test error changed by {dh:+.2f} and resnet's by "
-            f"{dr:+.2f}")  # fmt: skip
-    if dh > dr:
+    noise = max(NOISE_STDS * max(g.std for g in gs.values()), ERROR_FLOOR)
+    values = {"highway_change": dh, "resnet_change": dr, "noise": noise}
+    text = (f"From {lo} to {hi} layers highway's test error changed by {dh:+.3f} and resnet's by {dr:+.3f} "
+            f"(n={min(g.n for g in gs.values())}+ seeds each; noise ±{num(noise)})")  # fmt: skip
+    if dh - dr > noise:
         return Finding(text + ": depth hurt the gated net more.", AGREES, values)
-    return Finding(f"Contrary to He et al., {text[0].lower()}{text[1:]}: depth did not hurt the gated net more.",
-                   CONTRADICTS, values)  # fmt: skip
+    if dr - dh > noise:
+        return Finding(text + ": contrary to He et al., depth hurt the identity net more.", CONTRADICTS, values)
+    return Finding(text + ": no difference beyond the noise.", INCONCLUSIVE, values)
 
 
 def gate_finding(runs: list[Any], series: dict, depth: int) -> Finding:
@@ -149,8 +160,6 @@ STORY = Story(
     preset=Preset(
         families={"highway": [20, 56], "resnet": [20, 56]},
         dataset="digits",
-        epochs=10,
-        batch_size=32,
         probe_every=5,
         real_dataset="cifar10",
     ),

@@ -16,6 +16,7 @@ from skipweb.data import get_dataset_info
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
+    HIGHER,
     INCONCLUSIVE,
     Finding,
     Group,
@@ -25,6 +26,8 @@ from skipweb.stories.base import (
     group,
     missing_finding,
     num,
+    too_few_seeds,
+    versus,
 )
 
 KEY = "test/miou"
@@ -51,14 +54,15 @@ def vs_none(skip: Group, none: Group, kind: str, trivial: tuple[bool, bool] = (F
                 f"{num(a)} and {num(b)} ≈ pixel accuracy ÷ {classes} classes): not enough learned to compare. "
                 "Train longer.")  # fmt: skip
         return Finding(text, INCONCLUSIVE, {kind: a, "none": b})
-    values = {kind: a, "none": b}
-    pair = f"({num(a)} vs {num(b)}{skip.seeds or none.seeds})"
-    if a > b:
-        text = f"With {kind} skips the U-Net reached test mIoU {num(a)}; without skips {num(b)}: the long skips added {num(a - b)} IoU."
-        return Finding(text, AGREES, values)
-    text = (f"Contrary to Ronneberger et al., the U-Net with {kind} skips reached no higher test mIoU than "
-            f"without skips {pair}.")  # fmt: skip
-    return Finding(text, CONTRADICTS, values)
+    if few := too_few_seeds("test mIoU", [skip, none]):
+        return few
+    v = versus(skip, none)
+    verdict = v.verdict(HIGHER)
+    tail = {AGREES: f": the long skips added {num(v.diff)} IoU.",
+            CONTRADICTS: ": contrary to Ronneberger et al., the long skips lowered IoU.",
+            INCONCLUSIVE: ": no difference beyond the noise."}[verdict]  # fmt: skip
+    text = f"The U-Net with {kind} skips reached test mIoU {skip.shown}; without skips {none.shown} {v.pair}{tail}"
+    return Finding(text, verdict, v.values())
 
 
 def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
@@ -110,9 +114,6 @@ STORY = Story(
         families={"unet": [3]},
         options={"skip": ["concat", "add", "none"], "width": [16]},
         dataset="shapes",
-        epochs=10,
-        lr=0.05,
-        batch_size=32,
         real_dataset="oxford-pets",
     ),
     builder=build,

@@ -232,3 +232,21 @@ def fmt_seconds(s: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+
+
+def story_links(exps) -> None:
+    """For the newest experiment of each reproduction story (tagged ``story:KEY``): a link straight to its
+    story view, saying how many of its runs have finished."""
+    from db.records import FINAL_STATUSES
+    from skipweb.stories import STORIES, TAG_PREFIX
+
+    seen: set[str] = set()
+    for e in exps:  # newest first
+        for tag in e.tags:
+            key = tag.removeprefix(TAG_PREFIX)
+            if not tag.startswith(TAG_PREFIX) or key not in STORIES or key in seen:
+                continue
+            seen.add(key)
+            done, total = sum(e.counts.get(s, 0) for s in FINAL_STATUSES), sum(e.counts.values())
+            state = "finished: see what it found" if done == total else f"{done} of {total} runs finished so far"
+            link("present", f"Story «{STORIES[key].title}» (experiment {e.id}), {state} →", story=key)

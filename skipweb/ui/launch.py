@@ -15,6 +15,7 @@ from skipweb.data import get_dataset_info, list_datasets
 from skipweb.landscape import DEFAULT_GRID
 from skipweb.launch import plan, split_list, submit
 from skipweb.models import get_info, list_models
+from skipweb.recipes import recipe_for
 from skipweb.spec import RunSpec, SpecError
 from skipweb.stories import STORIES
 from skipweb.ui.common import (
@@ -25,18 +26,16 @@ from skipweb.ui.common import (
     engine,
     fmt_count,
     link,
+    story_links,
     write_denied_note,
 )
 
 K = "launch_"  # session-state prefix of this page's widgets
 DEPTH_LIMIT = 200
+RECIPE_FIELDS = ("epochs", "batch_size", "optimizer", "lr", "schedule", "warmup_epochs")
 BASE_DEFAULTS = {
-    "epochs": 10,
-    "batch_size": 128,
-    "optimizer": "sgd",
-    "lr": 0.1,
-    "schedule": "multistep",
-    "seeds": "0",
+    **{k: v for k, v in recipe_for("digits").fields().items() if k in RECIPE_FIELDS},
+    "seeds": "0,1,2",
     "probe_every": 10,
     "queue": "cpu",
     "landscape": False,
@@ -61,19 +60,21 @@ PRESETS: dict[str, dict] = {
         "title": "MLP with and without residual blocks",
     },
 }
-DEMO = {
-    "families": {"plain": [20, 56], "resnet": [20, 56]},
-    "dataset": "digits",
-    "epochs": 8,
-    "title": "Demo: plain vs resnet at depths 20 and 56 on digits",
-}
-# Small batches so 1,077 digits give 34 steps an epoch: enough updates to see the curves separate.
-DEMO_RECIPE = {"dataset": "digits", "epochs": 8, "batch_size": 32, "probe_every": 5, "device": "cpu"}
+DEMO = STORIES["degradation"]  # the one-click demo is the degradation story, tagged so its view finds it
 
 
 def _reset_form() -> None:
     for key in [k for k in st.session_state if str(k).startswith(K)]:
         del st.session_state[key]
+
+
+def apply_recipe() -> None:
+    """The dataset selectbox's callback: fill the recipe fields with the newly chosen dataset's recipe."""
+    dataset = st.session_state.get(K + "dataset")
+    if dataset:
+        for key, value in recipe_for(dataset).fields().items():
+            if key in RECIPE_FIELDS:
+                st.session_state[K + key] = value
 
 
 def apply_preset(preset: dict) -> None:
@@ -139,8 +140,10 @@ def page() -> None:
     if not writable:
         write_denied_note()
 
-    if not cached_experiments():
+    exps = cached_experiments()
+    if not exps:
         demo_box(writable)
+    story_links(exps)
 
     st.subheader("Presets")
     cols = st.columns(len(PRESETS))
@@ -205,7 +208,12 @@ def page() -> None:
     datasets = [d for d in list_datasets() if not tasks or get_dataset_info(d).task in tasks]
     c1, c2, c3, c4 = st.columns(4)
     dataset = c1.selectbox(
-        "Dataset", datasets, key=K + "dataset", format_func=lambda d: f"{d} ({get_dataset_info(d).task})"
+        "Dataset",
+        datasets,
+        key=K + "dataset",
+        format_func=lambda d: f"{d} ({get_dataset_info(d).task})",
+        on_change=apply_recipe,
+        help="choosing a dataset fills the recipe fields with its default recipe",
     )
     if dataset:
         c1.caption(get_dataset_info(dataset).summary)
@@ -216,6 +224,15 @@ def page() -> None:
     schedule = c2.selectbox("Schedule", ["multistep", "cosine", "onecycle", "constant"], key=K + "schedule")
     seeds_text = c3.text_input("Seeds", key=K + "seeds", help="comma-separated, e.g. 0,1,2")
     probe_every = c4.number_input("Probe every N steps", 1, 100_000, key=K + "probe_every")
+    warmup = c4.number_input("Warm-up epochs", 0.0, 10_000.0, step=0.5, key=K + "warmup_epochs",
+                             help="linear warm-up of the learning rate")  # fmt: skip
+    if dataset:
+        recipe = recipe_for(dataset)
+        differs = [k for k, v in recipe.fields().items() if k in RECIPE_FIELDS and st.session_state.get(K + k) != v]
+        note = f" This form differs in: {', '.join(differs)}." if differs else ""
+        st.caption(f"Default recipe for {dataset}: {recipe.describe()}{note}")
+        if differs:
+            st.button("Use the dataset's recipe", key=K + "recipe_reset", on_click=apply_recipe)
     queue = c1.radio("Device queue", ["cpu", "gpu"], key=K + "queue", horizontal=True)
     landscape = c2.checkbox(
         "Loss landscape after training", key=K + "landscape", help="a worker computes it when a run succeeds"
@@ -244,6 +261,7 @@ def page() -> None:
         "optimizer": optimizer,
         "lr": float(lr),
         "schedule": schedule,
+        "warmup_epochs": float(warmup),
         "probe_every": int(probe_every),
         "device": "cpu" if queue == "cpu" else "auto",
     }
@@ -358,11 +376,13 @@ def do_submit(
 
 
 def demo_box(writable: bool) -> None:
+    specs = DEMO.preset.specs(device="cpu")
     with st.container(border=True):
         st.markdown(
-            "**The database is empty.** Start with a small demo: plain vs resnet at depths 20 and 56 on the "
-            "bundled digits, 8 epochs (a few minutes on a laptop CPU with one worker)."
+            f"**The database is empty.** Start with the demo: **{DEMO.title}**. {DEMO.summary} "
+            f"{len(specs)} runs on the bundled digits (seeds {', '.join(map(str, DEMO.preset.seeds))}; about two "
+            "minutes on a 2-core CPU). When they finish, the story view tells what they found."
         )
         if st.button("Run the demo", type="primary", disabled=not writable, key="demo_go"):
-            specs = plan(["plain", "resnet"], [20, 56], [0], DEMO_RECIPE)
-            do_submit(specs, title=DEMO["title"], description="the one-click demo", tags=["demo"])
+            do_submit(specs, title=DEMO.title, description="the one-click demo", tags=[DEMO.tag, "demo"])
+            link("present", "Open the story view", story=DEMO.key)

@@ -23,6 +23,7 @@ from skipweb.ui.common import (
     fmt_seconds,
     int_param,
     link,
+    story_links,
     str_param,
     write_denied_note,
 )
@@ -148,6 +149,7 @@ def page() -> None:
         link("launch", "Launch one")
         return
 
+    story_links([by_id[exp_choice]] if exp_choice is not None else exps)
     if exp_choice is not None:
         experiment_header(by_id[exp_choice])
 

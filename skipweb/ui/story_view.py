@@ -80,7 +80,8 @@ def render(story: Story, view: StoryView, exp: Any | None, runs: Sequence[Any]) 
     if exp is None:
         st.info(
             f"No experiment is tagged `{story.tag}` yet: launch the **{story.button}** preset on the Launch page "
-            f"({p.dataset}, {p.epochs} epochs{real}). Until then every finding is inconclusive."
+            f"({p.dataset}, {p.training()['epochs']} epochs × seeds {', '.join(map(str, p.seeds))}{real}). "
+            "Until then every finding is inconclusive."
         )
         link("launch", "Launch page")
     else:
