@@ -30,8 +30,15 @@ def skipweb(env: dict, *args: str) -> str:
     return out.stdout
 
 
-def one(layout: str) -> dict:
-    workers, threads = (int(x) for x in layout.split("x"))
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_preset(key: str, workers: int, threads: int, seeds: str | None = None) -> dict:
+    """Submit story ``key``'s preset on a fresh embedded installation, train it with ``workers`` real worker
+    processes of ``threads`` torch threads each, wait for every run (and landscape job) to end, build the story."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SKIPWEB_DATA_DIR": tmp}
         env.pop("SKIPWEB_DATABASE_URL", None), env.pop("SKIPWEB_BROKER_URL", None)
@@ -41,27 +48,37 @@ def one(layout: str) -> dict:
                                   stderr=open(Path(tmp) / f"worker{i}.log", "w"))  # noqa: SIM115
                  for i in range(workers)]  # fmt: skip
         time.sleep(8)  # let the workers import torch and connect, as a running `skipweb up` would have
+        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         try:
             t0 = time.perf_counter()
-            exp = json.loads(skipweb(env, "submit", "--preset", "degradation", "--json"))["experiment_id"]
+            extra = ["--seeds", seeds] if seeds else []
+            exp = json.loads(skipweb(env, "submit", "--preset", key, "--json", *extra))["experiment_id"]
+            db_url = f"sqlite:///{tmp}/skipweb.db"
             while True:
                 runs = json.loads(skipweb(env, "status", f"exp:{exp}", "--json"))
-                if runs and all(r["status"] in FINAL for r in runs):
+                if runs and all(r["status"] in FINAL for r in runs) and not _landscapes_pending(db_url, runs):
                     break
                 time.sleep(1)
             t_runs = time.perf_counter() - t0
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
             t1 = time.perf_counter()
-            story = json.loads(skipweb(env, "story", "degradation", "--json"))
+            story = json.loads(skipweb(env, "story", key, "--json"))
             t_story = time.perf_counter() - t1
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
             for p in procs:
-                p.wait(timeout=30)
-    return {"layout": f"{workers} worker(s) × {threads} thread(s)", "runs": len(runs),
+                p.wait(timeout=60)
+    return {"story": key, "layout": f"{workers} worker(s) × {threads} thread(s)", "runs": len(runs),
             "succeeded": sum(r["status"] == "succeeded" for r in runs), "submit_to_finished_s": t_runs,
-            "story_s": t_story, "verdicts": [f["verdict"] for f in story["findings"]],
-            "findings": [f["text"] for f in story["findings"]]}  # fmt: skip
+            "worker_cpu_s": cpu, "story_s": t_story, "findings": story["findings"]}  # fmt: skip
+
+
+def _landscapes_pending(db_url: str, runs: list[dict]) -> bool:
+    from db.landscape_jobs import latest_jobs
+
+    jobs = latest_jobs(db_url, [r["id"] for r in runs])
+    return any(j.status in ("pending", "queued", "running") for j in jobs.values())
 
 
 def main() -> None:
@@ -70,11 +87,13 @@ def main() -> None:
     a = ap.parse_args()
     print(f"{os.cpu_count()} cores; load before {os.getloadavg()[0]:.2f}")
     for layout in a.layout or ["1x2", "2x1"]:
-        r = one(layout)
+        workers, threads = (int(x) for x in layout.split("x"))
+        r = run_preset("degradation", workers, threads)
         print(f"{r['layout']}: {r['succeeded']}/{r['runs']} runs succeeded; submit → all finished "
-              f"{r['submit_to_finished_s']:.0f} s; story built in {r['story_s']:.1f} s; verdicts {r['verdicts']}")
-        for text in r["findings"]:
-            print(f"    {text}")
+              f"{r['submit_to_finished_s']:.0f} s (worker CPU {r['worker_cpu_s']:.0f} s); story built in "
+              f"{r['story_s']:.1f} s", flush=True)  # fmt: skip
+        for f in r["findings"]:
+            print(f"    [{f['verdict']}] {f['text']}", flush=True)
     print(f"load after {os.getloadavg()[0]:.2f}")
 
 

@@ -19,7 +19,8 @@ def digits(tmp_path_factory):
 
 
 def spec(**kw) -> RunSpec:
-    base = dict(family="resnet", depth=20, dataset="digits", epochs=2, batch_size=64, probe_every=5)
+    base = dict(family="resnet", depth=20, dataset="digits", epochs=2, batch_size=64, probe_every=5, lr=0.1,
+                warmup_epochs=0.0)
     return RunSpec.parse({**base, **kw})
 
 

@@ -158,7 +158,7 @@ def test_launch_asks_for_landscapes_after_training(tmp_path, monkeypatch) -> Non
     assert not at.exception and not at.error
     ids = [r.id for r in list_runs(url, limit=None)]
     jobs = latest_jobs(url, ids)
-    assert len(ids) == 4 and sorted(jobs) == sorted(ids)
+    assert len(ids) == 12 and sorted(jobs) == sorted(ids)
     assert {(j.status, j.grid) for j in jobs.values()} == {("pending", 5)}
     assert any("A loss landscape follows each run" in i.value for i in at.info)
     dispose_engine(url)

@@ -213,9 +213,13 @@ def test_preset_fills_form_and_shows_grid(env):
     assert at.multiselect(key="launch_families").value == ["plain", "resnet"]
     assert at.multiselect(key="launch_depths_resnet").value == [20, 56]
     body = texts(at)
-    assert "4 runs" in body
+    assert "12 runs" in body  # 4 configurations × the story's seeds 0, 1, 2
+    assert at.text_input(key="launch_seeds").value == "0,1,2"
+    assert "Default recipe for digits: sgd lr 0.025" in body  # the form shows the recipe it filled in
+    assert at.number_input(key="launch_lr").value == 0.025 and at.number_input(key="launch_warmup_epochs").value == 1
     grid = at.dataframe[0].value
-    assert sorted(grid["label"]) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
+    assert sorted(set(grid["label"])) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
+    assert sorted(grid["seed"]) == [0] * 4 + [1] * 4 + [2] * 4
     assert (grid["params"] != "?").all()
 
 
@@ -244,6 +248,7 @@ def test_invalid_combination_shows_error(env):
 def test_launch_creates_rows(env):
     at = page_test("launch").run()
     at.button(key="preset_U-Net skips").click().run()
+    at.text_input(key="launch_seeds").input("0").run()  # the preset's 3 seeds, cut to one
     at.number_input(key="launch_epochs").set_value(1).run()
     at.text_input(key="launch_title").input("U-Net **skips**").run()
     at.text_input(key="launch_tags").input("unet, demo").run()
@@ -358,7 +363,7 @@ def test_password_file_gates_writes(env, tmp_path, monkeypatch):
 
     (exp,) = list_experiments(env)
     assert exp.owner == "alice"
-    assert count_runs(env) == 4
+    assert count_runs(env) == 12  # the Degradation preset: 4 configurations × seeds 0, 1, 2
 
 
 def test_run_detail_unet_gallery(trained_env):
@@ -427,6 +432,7 @@ def test_launch_shows_and_skips_succeeded(trained_env):
     at.selectbox(key="launch_dataset").set_value("digits").run()
     at.number_input(key="launch_epochs").set_value(1).run()
     at.number_input(key="launch_batch_size").set_value(64).run()
+    at.number_input(key="launch_lr").set_value(0.05).run()  # the recipe's lr scaled to batch 64, as the run had
     assert not at.exception
     assert "(1 already succeeded)" in texts(at)
     assert list(at.dataframe[0].value["already succeeded"]) == [f"run {trained_env['done']}"]

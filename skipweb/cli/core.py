@@ -103,7 +103,9 @@ def train(
         story = _story(preset)
         specs = story.preset.specs(None if seed is None else split_list(seed, int))
         tags_all = [story.tag, *(t for t in tag_list if t != story.tag)]
-        _submit(specs, title=title or story.title, tags=tags_all, force=force, queue=queue, as_json=as_json)
+        surface = {"grid": story.preset.landscape_grid} if story.preset.landscape else None
+        _submit(specs, title=title or story.title, tags=tags_all, force=force, queue=queue, as_json=as_json,
+                landscape=surface)  # fmt: skip
         return
     if family is None or depth is None:
         raise UserError(f"{ctx.info_name} needs a model family and --depth (or, for submit, --preset KEY)")
@@ -137,7 +139,7 @@ def _story(key: str):
         raise UserError(e.args[0]) from None
 
 
-def _submit(specs, *, title, tags, force, queue, as_json) -> None:
+def _submit(specs, *, title, tags, force, queue, as_json, landscape=None) -> None:
     from skipweb.cli.runs import open_db
     from skipweb.launch import submit
 
@@ -146,7 +148,8 @@ def _submit(specs, *, title, tags, force, queue, as_json) -> None:
     queue = queue or ("gpu" if specs[0].device == "cuda" else "cpu")
     open_db(create=True)
     title = title or ", ".join(dict.fromkeys(f"{s.family}" for s in specs)) + f" on {specs[0].dataset}"
-    result = submit(specs, title=title, tags=tags, force=force, queue=queue, owner=os.environ.get("USER"))
+    result = submit(specs, title=title, tags=tags, force=force, queue=queue, owner=os.environ.get("USER"),
+                    landscape=landscape)  # fmt: skip
     if as_json:
         print(json.dumps(result.as_json()))
         return

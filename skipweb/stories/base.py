@@ -111,6 +111,7 @@ class Story:
     preset: Preset
     builder: Callable[[Any, Sequence[Any], Preset], StoryView]
     summary: str = ""
+    caveat: str = ""  # measured: what the bundled data can and cannot show of the claim (README's table)
 
     @property
     def tag(self) -> str:
@@ -118,6 +119,19 @@ class Story:
 
     def build(self, db: Any, runs: Sequence[Any]) -> StoryView:
         return self.builder(db, list(runs), self.preset)
+
+    @property
+    def recipe_note(self) -> str:
+        """How the preset trains and how its findings weigh the noise: one paragraph for the story view."""
+        from skipweb.recipes import recipe_for
+
+        p = self.preset
+        changed = ", ".join(f"{k} {v}" for k, v in p.recipe.items())
+        return (f"Recipe: the {p.dataset} default, {recipe_for(p.dataset).describe()}"
+                + (f" Changed for this story: {changed}." if changed else "")
+                + f" Seeds {', '.join(map(str, p.seeds))}: a difference counts only when it clears {NOISE_STDS:g}× "
+                f"the larger standard deviation over seeds and at least {ERROR_FLOOR:g}; otherwise it is "
+                "reported as the same.")  # fmt: skip
 
     def launch_preset(self) -> dict[str, Any]:
         """The preset in the Launch page's form format (skipweb.ui.launch.apply_preset)."""

@@ -93,6 +93,9 @@ def render(story: Story, view: StoryView, exp: Any | None, runs: Sequence[Any]) 
         st.markdown(f":{BADGE.get(f.verdict, 'gray')}-badge[{f.verdict}] {f.text}")
     for note in view.notes:
         st.caption(note)
+    st.caption(story.recipe_note)
+    if story.caveat:
+        st.info(story.caveat)
     for i, (caption, fig) in enumerate(view.figures):
         fig.update_layout(font={"size": 18}, height=600)
         st.plotly_chart(fig, key=f"story-{story.key}-{i}")
