@@ -25,6 +25,7 @@ from typing import Any
 from skipweb.spec import RunSpec, SpecError
 
 log = logging.getLogger(__name__)
+TEXT_LIMIT = 200  # experiments.title and owner: String(200) (PostgreSQL refuses more; SQLite would keep it)
 
 
 @dataclass
@@ -121,6 +122,9 @@ def submit(
 
     if not specs:
         raise SpecError("nothing to submit")
+    for name, text in (("title", title), ("owner", owner or "")):
+        if len(text) > TEXT_LIMIT:
+            raise SpecError(f"the {name} is {len(text)} characters long; at most {TEXT_LIMIT}")
     if len({s.config_hash() for s in specs}) < len(specs):
         raise SpecError("the grid repeats a configuration; make each family/depth/seed combination unique")
     with session_scope(db) as session:

@@ -34,7 +34,7 @@ class RunSpec(BaseModel):
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(128, ge=1, le=65_536)
     subset: int | None = Field(None, ge=1, description="use only this many training samples")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="32-bit, the same range in SQLite and PostgreSQL")
     augment: bool = Field(True, description="the dataset's standard augmentation (crop/flip)")
     # optimisation. A field left out takes the dataset's recipe (skipweb.recipes): He et al. 2015's CIFAR
     # recipe, its lr scaled linearly with the batch, with a 1-epoch warm-up. The defaults below are that

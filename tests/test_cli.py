@@ -62,14 +62,25 @@ def test_train_json_on_digits(tmp_path):
     (["train", "densenet", "--depth", "40", "--shortcut", "B"], "option 'shortcut'"),
     (["train", "resnet", "--depth", "20", "--bogus"], "No such option"),
     (["describe", "unet", "--depth", "9", "--dataset", "shapes"], "unet"),
+    # ids and numbers out of range: the same one line on SQLite as on PostgreSQL (32-bit ids and seeds)
+    (["status", "99999999999999999999"], "ids run from 1 to 2147483647"),
+    (["status", "exp:3000000000"], "ids run from 1 to 2147483647"),
+    (["status", "exp:999"], "no experiment 999"),  # as `export 999` says it
+    (["cancel", "99999999999999999999"], "less than or equal to 2147483647"),
+    (["export", "3000000000"], "less than or equal to 2147483647"),
+    (["landscape", "99999999999999999999"], "less than or equal to 2147483647"),
+    (["submit", "resnet", "--depth", "20", "--seeds", "2147483648"], "less than or equal to 2147483647"),
+    (["submit", "resnet", "--depth", "20", "--title", "x" * 201], "at most 200"),
 ])
 def test_bad_input_is_one_line(args, fragment, tmp_path):
+    sw("db", "upgrade", tmp_path=tmp_path)
     out = sw(*args, tmp_path=tmp_path)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("error: ") and fragment in lines[0]
     assert "Traceback" not in out.stderr + out.stdout
+    assert '"status": "queued"' not in sw("status", "--json", tmp_path=tmp_path).stdout  # nothing written
 
 
 def test_submit_status_cancel_export(tmp_path):

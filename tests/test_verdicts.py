@@ -71,10 +71,12 @@ def test_sign_and_verdict_of_each_situation() -> None:
     for values, sign, on_higher, on_lower, no_worse in cases:
         v = versus(g("a", values), base)
         assert v.sign == sign, values
-        assert (v.verdict(HIGHER), v.verdict(LOWER), v.verdict(LOWER, or_same=True)) == (on_higher, on_lower, no_worse)
+        got = (v.verdict(HIGHER), v.verdict(LOWER), v.verdict(LOWER, or_same=True))
+        assert got == (on_higher, on_lower, no_worse), values
         # the helpers' independent recomputation (used on the real runs) reaches the same verdicts
         a, b = Side("a", values), Side("b", base.values)
-        assert expect(a, b, HIGHER).verdict == on_higher and expect(a, b, LOWER, or_same=True).verdict == no_worse
+        assert expect(a, b, HIGHER).verdict == on_higher, values
+        assert expect(a, b, LOWER, or_same=True).verdict == no_worse, values
 
 
 def test_pair_text_and_values() -> None:
@@ -82,7 +84,8 @@ def test_pair_text_and_values() -> None:
     assert v.pair == "(plain-56 0.22 ± 0.02 (n=3) vs plain-20 0.11 ± 0.02 (n=3); noise ±0.04)"
     vals = v.values()
     assert vals["plain-56"] == pytest.approx(0.22) and vals["plain-20 std"] == pytest.approx(0.02)
-    assert vals["plain-56 n"] == 3 and vals["difference"] == pytest.approx(0.11) and vals["noise"] == pytest.approx(0.04)
+    assert vals["plain-56 n"] == 3 and vals["difference"] == pytest.approx(0.11)
+    assert vals["noise"] == pytest.approx(0.04)
 
 
 def test_too_few_seeds_names_the_short_groups() -> None:
@@ -129,7 +132,9 @@ def test_agrees_when_plain_56_is_clearly_above(story) -> None:
         "plain-56 ended with HIGHER training error than plain-20 (plain-56 0.22 ± 0.02 (n=3) vs plain-20 0.11 ± "
         "0.02 (n=3); noise ±0.04): the deeper plain net trains worse, as He et al. found."
     )
-    e = judged(plain, Side("plain-56", [0.20, 0.22, 0.24]), Side("plain-20", SHALLOW["plain-20"]), HIGHER, chance=0.9)
+    e = judged(
+        plain, Side("plain-56", [0.20, 0.22, 0.24]), Side("plain-20", SHALLOW["plain-20"]), HIGHER, chance=0.9
+    )
     assert e is not None and e.sign == HIGHER and e.noise == pytest.approx(0.04)
 
 
@@ -145,7 +150,9 @@ def test_within_noise_is_inconclusive_for_a_difference_and_agrees_for_no_worse(s
     noisy = [0.10, 0.16, 0.22]  # mean 0.16, std 0.06: 0.05 above the shallow nets, noise 2 × 0.06 = 0.12
     plain, resnet, _ = story({"plain-56": noisy, "resnet-56": noisy})
     assert plain.verdict == INCONCLUSIVE and not plain.missing
-    assert plain.text.startswith("plain-56 ended with the same (within the noise) training error than plain-20 ")
+    assert plain.text.startswith(
+        "plain-56 ended with the same training error as plain-20 (within the noise) "
+    )
     assert plain.text.endswith(
         "(plain-56 0.16 ± 0.06 (n=3) vs plain-20 0.11 ± 0.02 (n=3); noise ±0.12): no degradation beyond the "
         "noise in these runs."
@@ -153,8 +160,12 @@ def test_within_noise_is_inconclusive_for_a_difference_and_agrees_for_no_worse(s
     assert resnet.verdict == AGREES and resnet.text.endswith(
         "(resnet-56 0.16 ± 0.06 (n=3) vs resnet-20 0.11 ± 0.02 (n=3); noise ±0.12): depth did not hurt."
     )
-    assert 0.05 > ERROR_FLOOR  # so it is the spread, not the floor, that hides the difference:
-    tight = [0.15, 0.16, 0.17]  # the same mean with std 0.01: noise 2 × 0.02 (the shallow nets'), 0.05 clears it
+    assert ERROR_FLOOR < 0.05  # so it is the spread, not the floor, that hides the difference:
+    tight = [
+        0.15,
+        0.16,
+        0.17,
+    ]  # the same mean with std 0.01: noise 2 × 0.02 (the shallow nets'), 0.05 clears it
     plain, resnet, _ = story({"plain-56": tight, "resnet-56": tight})
     assert plain.verdict == AGREES and "HIGHER" in plain.text
     assert resnet.verdict == CONTRADICTS and resnet.text.endswith(": depth hurt it, contrary to He et al.")
@@ -166,7 +177,7 @@ def test_near_zero_errors_are_the_same_without_a_ratio(story) -> None:
     plain, resnet, depth56 = story(near_zero)
     # 0.005 apart, 2 × std = 0.002: only the one-point floor (0.01) keeps it "the same"
     assert resnet.verdict == AGREES and resnet.text == (
-        "resnet-56 ended with the same (within the noise) training error than resnet-20 (resnet-56 5.0e-3 ± "
+        "resnet-56 ended with the same training error as resnet-20 (within the noise) (resnet-56 5.0e-3 ± "
         "1.0e-3 (n=3) vs resnet-20 0 ± 0 (n=3); noise ±0.01): depth did not hurt."
     )
     assert plain.verdict == INCONCLUSIVE and "noise ±0.01" in plain.text
@@ -180,14 +191,19 @@ def test_near_zero_errors_are_the_same_without_a_ratio(story) -> None:
 def test_missing_seeds_make_a_comparison_inconclusive(story) -> None:
     one_of_three = [0.25, None, {KEY: 0.9, "_status": "failed"}]  # seed 1 still queued, seed 2 failed
     plain, resnet, depth56 = story({"plain-56": one_of_three, "resnet-56": [0.02, 0.03, 0.04]})
-    assert plain.verdict == INCONCLUSIVE and plain.badge == "inconclusive (missing seeds: plain-56 (1 of 3 seeds))"
+    assert (
+        plain.verdict == INCONCLUSIVE
+        and plain.badge == "inconclusive (missing seeds: plain-56 (1 of 3 seeds))"
+    )
     assert plain.text.startswith("Cannot compare training error against the noise yet (plain-56 0.25 (n=1) vs "
                                  "plain-20 0.11 ± 0.02 (n=3))")  # fmt: skip
     assert depth56.badge == "inconclusive (missing seeds: plain-56 (1 of 3 seeds))"
     assert resnet.verdict == AGREES  # the resnet pair has all its seeds
     # two of three seeds are enough to measure a spread
     plain = story({"plain-56": [0.25, 0.27, None]})[0]
-    assert plain.verdict == AGREES and "(plain-56 0.26 ± 0.01 (n=2) vs plain-20 0.11 ± 0.02 (n=3)" in plain.text
+    assert (
+        plain.verdict == AGREES and "(plain-56 0.26 ± 0.01 (n=2) vs plain-20 0.11 ± 0.02 (n=3)" in plain.text
+    )
 
 
 def test_the_original_bug_contradicts_only_beyond_the_noise(story) -> None:
@@ -199,7 +215,7 @@ def test_the_original_bug_contradicts_only_beyond_the_noise(story) -> None:
     e = judged(resnet, Side("resnet-56", wide), Side("resnet-20", tiny), LOWER, or_same=True, chance=0.9)
     assert e is not None and e.sign == SAME and e.noise == pytest.approx(2 * statistics.stdev(wide))
     assert resnet.verdict == AGREES and resnet.text == (
-        "resnet-56 ended with the same (within the noise) training error than resnet-20 (resnet-56 0.35 ± 0.55 "
+        "resnet-56 ended with the same training error as resnet-20 (within the noise) (resnet-56 0.35 ± 0.55 "
         "(n=3) vs resnet-20 9.2e-4 ± 2.0e-5 (n=3); noise ±1.09): depth did not hurt."
     )
     # the same means with a tight spread clear the noise: now it is a contradiction, still without a ratio

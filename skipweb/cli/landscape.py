@@ -87,7 +87,7 @@ def compute_and_store(
 
 
 def landscape(
-    run_id: Annotated[int, typer.Argument(help="run id (a finished run with a checkpoint)")],
+    run_id: Annotated[int, typer.Argument(help="run id (a finished run with a checkpoint)", min=1, max=2**31 - 1)],
     grid: Annotated[
         int, typer.Option(min=1, max=201, help="N: an N×N grid (odd puts the final weights at the centre)")
     ] = DEFAULT_GRID,

@@ -56,9 +56,15 @@ def status(
     """Status, attempts, reason and progress of a run, an experiment's runs, or all recent runs."""
     from db import runs
 
+    exp = _int(target[4:], "experiment id") if target and target.startswith("exp:") else None
+    run_id = _int(target, "run id") if target and not target.startswith("exp:") else None
     settings = open_db()
-    if target is None or target.startswith("exp:"):
-        exp = _int(target[4:], "experiment id") if target else None
+    if run_id is None:
+        if exp is not None:
+            from db import experiments
+
+            if experiments.get_experiment(settings.db_url, exp) is None:  # as `export` says it
+                raise UserError(f"no experiment {exp}; see `skipweb status` for experiment ids")
         records = runs.list_runs(settings.db_url, experiment_id=exp, limit=200)
         if as_json:
             print(json.dumps([status_json(r) for r in records]))
@@ -71,7 +77,7 @@ def status(
                           f"{d['progress']:.0%}", "" if err is None else f"{err:.4f}", r.reason or "")
         stdout.print(table)
         return
-    record = runs.get_run(settings.db_url, _int(target, "run id"))
+    record = runs.get_run(settings.db_url, run_id)
     if record is None:
         raise UserError(f"no run {target}; see `skipweb status` for run ids")
     if as_json:
@@ -90,7 +96,10 @@ def status_json(r) -> dict:
             "worker": r.lease_owner or r.worker_host, "device": r.device, "latest": r.latest}
 
 
-def cancel(run_id: Annotated[int, typer.Argument(help="run id")]) -> None:
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; SQLite is held to the same range
+
+
+def cancel(run_id: Annotated[int, typer.Argument(help="run id", min=1, max=MAX_ID)]) -> None:
     """Cancel a queued run at once, or a running one at its next step."""
     from db import runs
     from db.errors import RunNotFound, RunStateError
@@ -104,7 +113,7 @@ def cancel(run_id: Annotated[int, typer.Argument(help="run id")]) -> None:
 
 
 def export(
-    experiment: Annotated[int, typer.Argument(help="experiment id")],
+    experiment: Annotated[int, typer.Argument(help="experiment id", min=1, max=MAX_ID)],
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json")] = "csv",
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")] = Path("metrics.csv"),
 ) -> None:
@@ -175,9 +184,12 @@ def share_of_cores(processes: int) -> int:
 
 def _int(text: str, what: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise UserError(f"{text!r} is not a valid {what}") from None
+    if not 1 <= value <= MAX_ID:
+        raise UserError(f"{text} is not a valid {what}: ids run from 1 to {MAX_ID}")
+    return value
 
 
 def register(app: typer.Typer) -> None:

@@ -307,6 +307,13 @@ class Versus:
         """``(plain-56 0.85 ± 0.02 (n=3) vs plain-20 0.12 ± 0.03 (n=3); noise ±0.06)``"""
         return f"({self.a.name} {self.a.shown} vs {self.b.name} {self.b.shown}; noise ±{num(self.noise)})"
 
+    def says(self, what: str, higher: str = "HIGHER", lower: str = "LOWER") -> str:
+        """``HIGHER training error than plain-20``, or ``the same training error as plain-20 (within the
+        noise)``: the comparison as the middle of a sentence about ``a``."""
+        if self.sign == SAME:
+            return f"the same {what} as {self.b.name} (within the noise)"
+        return f"{higher if self.sign == HIGHER else lower} {what} than {self.b.name}"
+
     def values(self) -> dict[str, float]:
         return {self.a.name: self.a.mean, f"{self.a.name} std": self.a.std, f"{self.a.name} n": self.a.n,
                 self.b.name: self.b.mean, f"{self.b.name} std": self.b.std, f"{self.b.name} n": self.b.n,
@@ -335,7 +342,8 @@ def too_few_seeds(what: str, groups: Sequence[Group]) -> Finding | None:
     lacking = tuple(f"{g.name} ({g.n} of {max(len(g.runs), MIN_SEEDS)} seeds)" for g in short)
     shown = " vs ".join(f"{g.name} {g.shown}" for g in groups)
     text = (f"Cannot compare {what} against the noise yet ({shown}): a difference needs at least {MIN_SEEDS} "
-            "finished seeds of each to measure the spread; the story presets run seeds 0, 1, 2.")  # fmt: skip
+            f"finished seeds of each to measure the spread; the story presets run seeds "
+            f"{', '.join(map(str, STORY_SEEDS))}.")  # fmt: skip
     vals = {k: v for g in groups for k, v in ((g.name, g.mean), (f"{g.name} n", g.n))}
     return Finding(text, INCONCLUSIVE, vals, missing=lacking, missing_what="seeds")
 
@@ -352,7 +360,7 @@ def num(x: float) -> str:
         return str(x)
     if x == 0:
         return "0"
-    a = abs(x)
+    a = abs(float(f"{x:.2g}"))  # the branch by the value as shown: 0.00999... shows as 0.01, not 1.0e-2
     if 0.01 <= a < 10:
         return f"{x:.2f}"
     if 10 <= a < 100:
@@ -366,7 +374,7 @@ def times(r: float) -> str:
     """A ratio for a sentence: 2.3×, 0.45×, 1.03×, 17×, 9.2e3×."""
     if not math.isfinite(r):
         return f"{r}×"
-    a = abs(r)
+    a = abs(float(f"{r:.2g}"))  # the branch by the value as shown
     if 0.9 <= a < 1.1:  # near 1, a third digit tells 1.03× from 0.97×
         return f"{r:.3g}×"
     if 0.1 <= a < 10:

@@ -15,7 +15,6 @@ from skipweb.stories.base import (
     HIGHER,
     INCONCLUSIVE,
     LOWER,
-    SAME,
     Finding,
     Preset,
     Story,
@@ -43,8 +42,7 @@ def deeper_vs_shallower(
     if few := too_few_seeds("training error", [deep, shallow]):
         return few
     v = versus(deep, shallow)
-    word = {HIGHER: "HIGHER", SAME: "the same (within the noise)", LOWER: "LOWER"}[v.sign]
-    head = f"{family}-{hi} ended with {word} training error than {family}-{lo} {v.pair}"
+    head = f"{family}-{hi} ended with {v.says('training error')} {v.pair}"
     if worse:
         verdict = v.verdict(HIGHER)
         tail = {AGREES: ": the deeper plain net trains worse, as He et al. found.",
@@ -67,11 +65,10 @@ def at_depth(runs: Sequence[Any], latest: dict, depth: int) -> Finding:
         return few
     v = versus(res, plain)
     verdict = v.verdict(LOWER)
-    word = {HIGHER: "HIGHER", SAME: "the same (within the noise)", LOWER: "lower"}[v.sign]
     tail = {AGREES: ": the shortcuts fixed what depth broke.",
             CONTRADICTS: ": contrary to He et al., the shortcuts did not help.",
             INCONCLUSIVE: ": no difference beyond the noise."}[verdict]  # fmt: skip
-    text = f"At {depth} layers, resnet-{depth} ended with {word} training error than plain-{depth} {v.pair}{tail}"
+    text = f"At {depth} layers, resnet-{depth} ended with {v.says('training error', lower='lower')} {v.pair}{tail}"
     return Finding(text, verdict, v.values())
 
 

@@ -21,11 +21,9 @@ from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
     ERROR_FLOOR,
-    HIGHER,
     INCONCLUSIVE,
     LOWER,
     NOISE_STDS,
-    SAME,
     Finding,
     Preset,
     Story,
@@ -53,11 +51,10 @@ def at_depth(runs: list[Any], latest: dict, depth: int) -> Finding:
         return few
     v = versus(res, hw)
     verdict = v.verdict(LOWER)
-    word = {HIGHER: "HIGHER", SAME: "the same (within the noise)", LOWER: "lower"}[v.sign]
     tail = {AGREES: ": the identity shortcut won.",
             CONTRADICTS: ": contrary to He et al., the gated shortcuts did better.",
             INCONCLUSIVE: ": no difference beyond the noise."}[verdict]  # fmt: skip
-    text = f"At {depth} layers resnet-{depth} ended with {word} test error than highway-{depth} {v.pair}{tail}"
+    text = f"At {depth} layers resnet-{depth} ended with {v.says('test error', lower='lower')} {v.pair}{tail}"
     return Finding(text, verdict, v.values())
 
 
@@ -68,6 +65,10 @@ def depth_gap(runs: list[Any], latest: dict, lo: int, hi: int) -> Finding:
         return missing_finding(f"the trend from {lo} to {hi} layers", list(gs.values()))
     for fam in ("highway", "resnet"):  # a family that learned at neither depth makes the trend noise
         pair = [gs[fam, lo], gs[fam, hi]]
+        if guessed := at_chance("test error", pair, [g.mean for g in pair]):
+            return guessed
+    for d in (lo, hi):  # nor can a depth at which neither family learned anchor it
+        pair = [gs["highway", d], gs["resnet", d]]
         if guessed := at_chance("test error", pair, [g.mean for g in pair]):
             return guessed
     if few := too_few_seeds("the trend with depth", list(gs.values())):

@@ -154,8 +154,10 @@ def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
             "Loss over a fixed subset of training data, BatchNorm in eval mode; centre = final weights."
         )
     for d in depths:
-        pair = {r.label: lands[r.id] for r in sorted(runs, key=lambda r: (r.family, r.seed))
-                if r.depth == d and r.id in lands and r.family in ("plain", "resnet")}  # fmt: skip
+        pair: dict[str, Any] = {}  # the lowest seed of each, the one the findings' sentences describe
+        for r in sorted(runs, key=lambda r: (r.family, r.seed)):
+            if r.depth == d and r.id in lands and r.family in ("plain", "resnet"):
+                pair.setdefault(r.label, lands[r.id])
         if pair:
             contours, _ = landscape_figures(pair)
             view.figures.append(
@@ -163,9 +165,10 @@ def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
             )
     lines = latest_landscapes(db, ids, "interp")
     if lines:
-        by_label = {
-            r.label: list(zip(lines[r.id].x, lines[r.id].loss, strict=True)) for r in runs if r.id in lines
-        }
+        by_label: dict[str, Any] = {}
+        for r in sorted(runs, key=lambda r: r.seed):
+            if r.id in lines:
+                by_label.setdefault(r.label, list(zip(lines[r.id].x, lines[r.id].loss, strict=True)))
         view.figures.append(("Loss on the straight line from the initial to the final weights.",
                              interp_figure(by_label)))  # fmt: skip
     return view
