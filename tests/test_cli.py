@@ -121,3 +121,19 @@ def test_submit_status_cancel_export(tmp_path):
     df = pd.read_csv(tmp_path / "m.csv")
     losses = df[df.key == "train/loss"]
     assert losses.step.tolist() == list(range(1, tr["steps"] + 1)) and set(df.label) == {"mlp-3"}
+
+
+def test_export_never_overwrites_without_force_and_os_errors_are_one_line(tmp_path):
+    out = sw("submit", "mlp", "--depth", "4", "--json", tmp_path=tmp_path)
+    exp = str(json.loads(out.stdout)["experiment_id"])
+    kept = tmp_path / "kept.csv"
+    kept.write_text("precious")
+    kept.chmod(0o444)  # as root, a read-only file was overwritten before
+    for args, fragment in [(["-o", str(kept)], "exists; use --force"), (["-o", str(tmp_path)], "not a file"),
+                           (["-o", ""], "not a file"), (["-o", "/proc/nope/m.csv"], "cannot write /proc/nope")]:
+        res = sw("export", exp, *args, tmp_path=tmp_path)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert fragment in res.stderr and "Traceback" not in res.stderr
+    assert kept.read_text() == "precious"
+    res = sw("export", exp, "-o", str(kept), "--force", tmp_path=tmp_path)
+    assert res.returncode == 0 and kept.read_text().startswith("run_id")

@@ -116,12 +116,17 @@ def export(
     experiment: Annotated[int, typer.Argument(help="experiment id", min=1, max=MAX_ID)],
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json")] = "csv",
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")] = Path("metrics.csv"),
+    force: Annotated[bool, typer.Option("--force", help="overwrite the output file if it exists")] = False,
 ) -> None:
     """Every metric of an experiment's runs, one row per (run, key, step), with the run's label and spec."""
     from db import experiments, metrics, runs
 
     if fmt not in ("csv", "parquet", "json"):
         raise UserError(f"unknown format {fmt!r}; choose one of: csv, parquet, json")
+    if str(output) in ("", ".") or output.is_dir():
+        raise UserError(f"{str(output)!r} is not a file to write; give -o a file name, e.g. metrics.{fmt}")
+    if output.exists() and not force:
+        raise UserError(f"{output} exists; use --force to overwrite it, or choose another -o")
     settings = open_db()
     if experiments.get_experiment(settings.db_url, experiment) is None:
         raise UserError(f"no experiment {experiment}; see `skipweb status` for experiment ids")
@@ -131,9 +136,12 @@ def export(
             for r in records}
     for col in ("label", "family", "depth", "seed", "status"):
         df[col] = df["run_id"].map(lambda i, c=col: info[i][c])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    {"csv": lambda: df.to_csv(output, index=False), "parquet": lambda: df.to_parquet(output, index=False),
-     "json": lambda: df.to_json(output, orient="records")}[fmt]()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        {"csv": lambda: df.to_csv(output, index=False), "parquet": lambda: df.to_parquet(output, index=False),
+         "json": lambda: df.to_json(output, orient="records")}[fmt]()
+    except OSError as e:
+        raise UserError(f"cannot write {output}: {e.strerror or e}") from None
     stdout.print(f"wrote {len(df)} rows from {len(records)} runs to {output}")
 
 
