@@ -153,8 +153,8 @@ def test_degradation_verdict_logic_with_fabricated_runs(tmp_path: Path) -> None:
     runs.add_runs(url, exp, [row(specs[0]), row(specs[-1])])  # plain-20 seed 0, resnet-56 seed 2
     partial = build(url, "degradation")
     assert all(f.verdict == INCONCLUSIVE for f in partial.findings)
-    assert partial.findings[0].badge == "inconclusive (missing runs: plain-20 (queued), plain-56)"
-    assert get_story("degradation").build(url, []).findings[2].missing == ("plain-56", "resnet-56")
+    assert partial.findings[0].badge == "inconclusive (missing runs: plain-56, plain-20 (queued))"
+    assert get_story("degradation").build(url, []).findings[2].missing == ("resnet-56", "plain-56")
 
 
 # ---- 2. gradient regimes -------------------------------------------------------------------------------
@@ -407,7 +407,7 @@ def test_present_unknown_story_and_index(tmp_path: Path, monkeypatch) -> None:
     at = app(monkeypatch, url, tmp_path, story="gates")
     text = shown(at)
     assert not at.exception and "No experiment is tagged `story:gates` yet" in text
-    assert ":gray-badge[inconclusive] Cannot test highway-20 against resnet-20 yet" in text
+    assert ":gray-badge[inconclusive] Cannot test resnet-20 against highway-20 yet" in text
 
 
 def test_launch_story_preset_tags_and_titles_the_experiment(tmp_path: Path, monkeypatch) -> None:

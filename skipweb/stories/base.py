@@ -334,6 +334,14 @@ def versus(a: Group, b: Group, floor: float = ERROR_FLOOR) -> Versus:
     return Versus(a, b, max(NOISE_STDS * max(a.std, b.std), floor))
 
 
+def compared(what: str, a: Group, b: Group) -> Versus | Finding:
+    """``a`` against ``b`` on error rate ``what``, or the inconclusive finding that stops the comparison: a
+    configuration with no finished run, both at chance level, or fewer than ``MIN_SEEDS`` seeds."""
+    if not (a.ok and b.ok):
+        return missing_finding(f"{a.name} against {b.name}", [a, b])
+    return at_chance(what, [a, b], [a.mean, b.mean]) or too_few_seeds(what, [a, b]) or versus(a, b)
+
+
 def too_few_seeds(what: str, groups: Sequence[Group]) -> Finding | None:
     """The inconclusive finding when a group has fewer than ``MIN_SEEDS`` finished seeds, else None."""
     short = [g for g in groups if g.n < MIN_SEEDS]

@@ -19,11 +19,8 @@ from skipweb.stories.base import (
     Preset,
     Story,
     StoryView,
-    at_chance,
+    compared,
     group,
-    missing_finding,
-    too_few_seeds,
-    versus,
 )
 
 KEY = "epoch/train_error"
@@ -34,14 +31,9 @@ def deeper_vs_shallower(
 ) -> Finding:
     """``worse``: the claim is that the deeper net ends with higher training error (plain); otherwise
     that it ends no higher (resnet). Differences within the noise over seeds are "the same"."""
-    shallow, deep = group(runs, latest, KEY, family, lo), group(runs, latest, KEY, family, hi)
-    if not (shallow.ok and deep.ok):
-        return missing_finding(f"{family}-{hi} against {family}-{lo}", [shallow, deep])
-    if guessed := at_chance("training error", [deep, shallow], [deep.mean, shallow.mean]):
-        return guessed
-    if few := too_few_seeds("training error", [deep, shallow]):
-        return few
-    v = versus(deep, shallow)
+    v = compared("training error", group(runs, latest, KEY, family, hi), group(runs, latest, KEY, family, lo))
+    if isinstance(v, Finding):
+        return v
     head = f"{family}-{hi} ended with {v.says('training error')} {v.pair}"
     if worse:
         verdict = v.verdict(HIGHER)
@@ -56,14 +48,9 @@ def deeper_vs_shallower(
 
 def at_depth(runs: Sequence[Any], latest: dict, depth: int) -> Finding:
     """The shortcut's effect at one depth: resnet should end below plain."""
-    plain, res = group(runs, latest, KEY, "plain", depth), group(runs, latest, KEY, "resnet", depth)
-    if not (plain.ok and res.ok):
-        return missing_finding(f"resnet-{depth} against plain-{depth}", [plain, res])
-    if guessed := at_chance("training error", [res, plain], [res.mean, plain.mean]):
-        return guessed
-    if few := too_few_seeds("training error", [res, plain]):
-        return few
-    v = versus(res, plain)
+    v = compared("training error", group(runs, latest, KEY, "resnet", depth), group(runs, latest, KEY, "plain", depth))
+    if isinstance(v, Finding):
+        return v
     verdict = v.verdict(LOWER)
     tail = {AGREES: ": the shortcuts fixed what depth broke.",
             CONTRADICTS: ": contrary to He et al., the shortcuts did not help.",

@@ -29,12 +29,12 @@ from skipweb.stories.base import (
     Story,
     StoryView,
     at_chance,
+    compared,
     group,
     matching,
     missing_finding,
     num,
     too_few_seeds,
-    versus,
     want,
 )
 
@@ -42,14 +42,9 @@ KEY = "test/error"
 
 
 def at_depth(runs: list[Any], latest: dict, depth: int) -> Finding:
-    hw, res = group(runs, latest, KEY, "highway", depth), group(runs, latest, KEY, "resnet", depth)
-    if not (hw.ok and res.ok):
-        return missing_finding(f"highway-{depth} against resnet-{depth}", [hw, res])
-    if guessed := at_chance("test error", [res, hw], [res.mean, hw.mean]):
-        return guessed
-    if few := too_few_seeds("test error", [res, hw]):
-        return few
-    v = versus(res, hw)
+    v = compared("test error", group(runs, latest, KEY, "resnet", depth), group(runs, latest, KEY, "highway", depth))
+    if isinstance(v, Finding):
+        return v
     verdict = v.verdict(LOWER)
     tail = {AGREES: ": the identity shortcut won.",
             CONTRADICTS: ": contrary to He et al., the gated shortcuts did better.",
