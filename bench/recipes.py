@@ -3,7 +3,7 @@
 (skipweb.recipes). Prints one markdown row per configuration: final train/test error, mean ± std over
 seeds, the chance level and the CPU time.
 
-    python bench/recipes.py                       # everything (~25 min on 2 cores)
+    python bench/recipes.py                       # every family (about an hour of CPU on 2 cores)
     python bench/recipes.py --family resnet --jobs 2
 
 A row passes when every seed ends well above chance: train error below half the chance error (0.45 on
@@ -16,7 +16,7 @@ import argparse
 import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 GRID = {  # family: (dataset, shallowest and deepest example depth)
@@ -63,17 +63,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", action="append", help="only these families (repeatable)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--extra", action="store_true", help="also the DenseNet story's shapes-cls configurations")
     ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
     ap.add_argument("--data-dir", default=os.environ.get("SKIPWEB_DATA_DIR", ".skipweb") + "/datasets")
     a = ap.parse_args()
     from skipweb.data import get_dataset_info
 
-    configs = [(f, ds, d) for f, (ds, depths) in GRID.items() for d in depths] + EXTRA
+    configs = [(f, ds, d) for f, (ds, depths) in GRID.items() for d in depths] + (EXTRA if a.extra else [])
     configs = [c for c in configs if not a.family or c[0] in a.family]
     work = [(f, ds, d, s, a.data_dir) for f, ds, d in configs for s in range(a.seeds)]
     print(f"{len(work)} runs, {a.jobs} processes × 1 thread; load {os.getloadavg()[0]:.2f}", flush=True)
+    results = []
     with ProcessPoolExecutor(a.jobs, initializer=_init) as pool:
-        results = list(pool.map(one, work))
+        for fut in as_completed([pool.submit(one, w) for w in work]):
+            r = fut.result()
+            results.append(r)
+            print(f"  {r['family']}-{r['depth']} {r['dataset']} seed {r['seed']}: {r['status']}, train error "
+                  f"{r['train']:.3f}, test error {r['test']:.3f}, {r['cpu_s']:.0f} CPU s", flush=True)  # fmt: skip
     print("\n| family | depth | dataset | recipe | train error | test error (mIoU) | chance error | CPU s/run | ok |")
     print("|---|---|---|---|---|---|---|---|---|")
     for f, ds, d in configs:

@@ -21,8 +21,8 @@ def up(
     host: Annotated[str | None, typer.Option(help="address to bind (default: settings, 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="dashboard port (default 8501)")] = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="dashboard only (workers run elsewhere)")] = False,
-    workers: Annotated[int | None, typer.Option(min=1, help="CPU worker processes (default: one per 2 cores; "
-                                                "each gets an equal share of the cores as torch threads)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="CPU worker processes (default: one per core, at "
+                                                "most 8; each gets an equal share of the cores as torch threads)")] = None,
 ) -> None:
     """Start the workers and the dashboard; print the URL; Ctrl-C stops them all."""
     from skipweb.cli.runs import open_db, share_of_cores
@@ -63,16 +63,17 @@ def up(
 
 
 def default_workers() -> int:
-    """One worker process per GPU where there are GPUs (``skipweb worker`` starts them itself); else one per 2
-    cores. Measured in bench/demo.py on 2 cores (bench/RESULTS.md): the small nets of the bundled sets use 2
-    threads poorly, but a second process per 2 cores doubles the memory and the dashboard needs a core too."""
+    """One worker process on a GPU machine (it starts one process per GPU itself); else one per core, at most
+    8, each with an equal share of the cores. Measured with bench/demo.py on a quiet 2-core machine (the
+    12-run demo, bench/RESULTS.md): 2 workers × 1 thread finished in 102 s (123 CPU s), 1 worker × 2 threads
+    in 347 s (448 CPU s). The bundled sets' small nets do not use a second thread well; a second process does."""
     import torch
 
     from skipweb.cli.runs import share_of_cores
 
     if torch.cuda.is_available():
-        return 1  # that worker starts one process per GPU itself
-    return max(1, share_of_cores(2))
+        return 1
+    return min(8, share_of_cores(1))
 
 
 def passwd(
