@@ -334,6 +334,13 @@ def versus(a: Group, b: Group, floor: float = ERROR_FLOOR) -> Versus:
     return Versus(a, b, max(NOISE_STDS * max(a.std, b.std), floor))
 
 
+def judge(v: Versus, expected: int, head: str, tails: Mapping[str, str], or_same: bool = False) -> Finding:
+    """The finding ``head (pair)tail`` with the verdict on a claim that ``a`` is ``expected`` than ``b``;
+    ``tails`` maps each verdict to the sentence's end."""
+    verdict = v.verdict(expected, or_same=or_same)
+    return Finding(f"{head} {v.pair}{tails[verdict]}", verdict, v.values())
+
+
 def compared(what: str, a: Group, b: Group) -> Versus | Finding:
     """``a`` against ``b`` on error rate ``what``, or the inconclusive finding that stops the comparison: a
     configuration with no finished run, both at chance level, or fewer than ``MIN_SEEDS`` seeds."""

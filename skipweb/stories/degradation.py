@@ -21,6 +21,7 @@ from skipweb.stories.base import (
     StoryView,
     compared,
     group,
+    judge,
 )
 
 KEY = "epoch/train_error"
@@ -51,12 +52,11 @@ def at_depth(runs: Sequence[Any], latest: dict, depth: int) -> Finding:
     v = compared("training error", group(runs, latest, KEY, "resnet", depth), group(runs, latest, KEY, "plain", depth))
     if isinstance(v, Finding):
         return v
-    verdict = v.verdict(LOWER)
-    tail = {AGREES: ": the shortcuts fixed what depth broke.",
-            CONTRADICTS: ": contrary to He et al., the shortcuts did not help.",
-            INCONCLUSIVE: ": no difference beyond the noise."}[verdict]  # fmt: skip
-    text = f"At {depth} layers, resnet-{depth} ended with {v.says('training error', lower='lower')} {v.pair}{tail}"
-    return Finding(text, verdict, v.values())
+    tails = {AGREES: ": the shortcuts fixed what depth broke.",
+             CONTRADICTS: ": contrary to He et al., the shortcuts did not help.",
+             INCONCLUSIVE: ": no difference beyond the noise."}  # fmt: skip
+    return judge(v, LOWER, f"At {depth} layers, resnet-{depth} ended with {v.says('training error', lower='lower')}",
+                 tails)  # fmt: skip
 
 
 def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:

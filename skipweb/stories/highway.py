@@ -31,6 +31,7 @@ from skipweb.stories.base import (
     at_chance,
     compared,
     group,
+    judge,
     matching,
     missing_finding,
     num,
@@ -45,12 +46,10 @@ def at_depth(runs: list[Any], latest: dict, depth: int) -> Finding:
     v = compared("test error", group(runs, latest, KEY, "resnet", depth), group(runs, latest, KEY, "highway", depth))
     if isinstance(v, Finding):
         return v
-    verdict = v.verdict(LOWER)
-    tail = {AGREES: ": the identity shortcut won.",
-            CONTRADICTS: ": contrary to He et al., the gated shortcuts did better.",
-            INCONCLUSIVE: ": no difference beyond the noise."}[verdict]  # fmt: skip
-    text = f"At {depth} layers resnet-{depth} ended with {v.says('test error', lower='lower')} {v.pair}{tail}"
-    return Finding(text, verdict, v.values())
+    tails = {AGREES: ": the identity shortcut won.",
+             CONTRADICTS: ": contrary to He et al., the gated shortcuts did better.",
+             INCONCLUSIVE: ": no difference beyond the noise."}  # fmt: skip
+    return judge(v, LOWER, f"At {depth} layers resnet-{depth} ended with {v.says('test error', lower='lower')}", tails)
 
 
 def depth_gap(runs: list[Any], latest: dict, lo: int, hi: int) -> Finding:
