@@ -92,9 +92,9 @@ def create_jobs(
     range_ = DEFAULT_RANGE if range_ is None else float(range_)
     subset = DEFAULT_SUBSET if subset is None else (int(subset) or None)
     seed = DEFAULT_SEED if seed is None else int(seed)
-    if grid < 1 or range_ <= 0 or seed < 0 or (subset or 0) < 0:
+    if grid < 1 or not 0 < range_ <= 1000 or seed < 0 or (subset or 0) < 0:  # not 0 < nan: refused too
         raise ValueError(
-            f"bad landscape job: grid {grid} (≥ 1), range {range_} (> 0), seed {seed}, subset {subset} (≥ 0)"
+            f"bad landscape job: grid {grid} (≥ 1), range {range_} (> 0, ≤ 1000), seed {seed}, subset {subset} (≥ 0)"
         )
     with scope(db) as s:
         rows = [

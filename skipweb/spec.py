@@ -40,14 +40,14 @@ class RunSpec(BaseModel):
     # recipe, its lr scaled linearly with the batch, with a 1-epoch warm-up. The defaults below are that
     # recipe at batch 128, for a dataset without one.
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.1, gt=0, le=10)
+    lr: float = Field(0.1, gt=0, le=10, allow_inf_nan=False)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(1e-4, ge=0, le=1)
     schedule: Literal["multistep", "cosine", "onecycle", "constant"] = "multistep"
     milestones: tuple[float, ...] = Field((0.5, 0.75), description="multistep: fractions of training")
     gamma: float = Field(0.1, gt=0, le=1)
-    warmup_epochs: float = Field(1.0, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0, le=10_000, allow_inf_nan=False)
     # instrumentation and hardware
     probe_every: int = Field(10, ge=1, description="probe gradient norms every N optimizer steps")
     device: Literal["auto", "cpu", "cuda"] = "auto"

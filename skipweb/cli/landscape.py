@@ -92,7 +92,8 @@ def landscape(
         int, typer.Option(min=1, max=201, help="N: an N×N grid (odd puts the final weights at the centre)")
     ] = DEFAULT_GRID,
     range_: Annotated[
-        float, typer.Option("--range", min=1e-6, help="R: the grid spans [-R, R]² in filter-normalized units")
+        float, typer.Option("--range", min=1e-6, max=1000.0,
+                            help="R: the grid spans [-R, R]² in filter-normalized units (at most 1000)")
     ] = DEFAULT_RANGE,
     subset: Annotated[
         int, typer.Option(min=0, help="training samples the loss is averaged over (0: all)")
