@@ -34,7 +34,9 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 @pytest.mark.parametrize("mode", MODES)
 def test_killed_worker_run_resumes_without_gaps(make_stack, mode):
     stack = make_stack(*mode)
-    [run_id] = stack.submit(["mlp"], [4], [0], dataset="digits", epochs=3, subset=None, batch_size=32)
+    # 40 short epochs (~0.1 s each): after the first checkpoint the kill lands with the run far from its
+    # end however busy the machine is (with 3 epochs, CI once finished the run between poll and kill)
+    [run_id] = stack.submit(["mlp"], [4], [0], dataset="digits", epochs=40, subset=None, batch_size=32)
     first = stack.start_worker()
     stack.wait(lambda: stack.run(run_id).epochs_done >= 1, 120, "the first epoch (a checkpoint)", every=0.2)
     stack.kill(first)
