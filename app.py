@@ -6,7 +6,8 @@ import streamlit as st
 
 from db import SchemaError
 from db.migrate import check
-from skipweb.ui.common import PAGES, engine, sidebar_auth
+from skipweb.ui.common import PAGES, sidebar_auth
+from skipweb.ui.data import engine
 
 
 def _route(module: str):

@@ -5,7 +5,7 @@ SYNTHETIC DATA: rows are written straight into a throwaway SQLite database with 
 epochs at ``--steps-per-epoch`` optimizer steps, per-step train/loss and train/error, per-epoch
 val/test/train metrics, and gradient probes every ``--probe-every`` steps over ``--layers`` layers.
 
-Timed with the same functions the page calls (skipweb.ui.compare / compare_data / charts), cold (caches
+Timed with the same functions the page calls (skipweb.ui.compare / data / charts), cold (caches
 cleared) and warm (st.cache_data hit, what a slider-triggered rerun costs):
   default  test/error curves vs step + 4 heatmaps + gradient vs depth + degradation + params + table
   all-heat heatmaps of all runs side by side
@@ -153,8 +153,8 @@ def main() -> None:
     os.environ["SKIPWEB_DATA_DIR"] = tmp
     os.environ.pop("SKIPWEB_DATABASE_URL", None)
     from skipweb import charts
-    from skipweb.ui import compare
-    from skipweb.ui import compare_data as data
+    from skipweb.ui import data
+    from skipweb.ui import selection as compare
 
     url = f"sqlite:///{Path(tmp) / 'skipweb.db'}"
     t = time.perf_counter()

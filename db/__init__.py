@@ -6,11 +6,12 @@ Modules, by entity:
     db.experiments  create/list/delete experiments
     db.runs         run lifecycle: add_runs, claim, heartbeat, finish, cancel, requeue, retry, reads
     db.metrics      write_batch (one transaction per flush), read_metrics, read_grad, latest
-    db.sink         DbSink for the trainer (imports torch via skipweb.sinks: workers only)
+    db.lease        the one lease a worker holds on a run or a landscape job
 
 Every query takes the database first: a URL, an Engine, an open Session (to join its transaction)
 or None for the settings' URL. Queries return plain records (db.records), never ORM objects.
-Nothing here imports torch or skipweb.models except db.sink.
+Nothing here imports torch, training code or an entry point (import-linter checks it: .importlinter);
+the only skipweb modules db uses are skipweb.settings and skipweb.facts.
 """
 
 from db.errors import RunNotFound, RunStateError, SchemaError

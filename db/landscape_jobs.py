@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import Update, func, or_, select, update
+from sqlalchemy import func, select, update
 
-from db.coltypes import coalesce_now
+from db.lease import Lease
 from db.records import FINAL_STATUSES
 from db.session import DbLike, db_now, scope
 from db.tables import SqlLandscapeJob, SqlRun
+from skipweb import facts
 
 ACTIVE = ("pending", "queued", "running")
 MAX_REASON = 500
@@ -81,18 +82,16 @@ def create_jobs(
 ) -> list[int]:
     """One job per run, in order; return their ids. ``pending``: computed after the run succeeds.
 
-    ``None`` takes skipweb.landscape's default (imported here, not at module level, so the db layer does
-    not pull in torch); ``subset=0`` averages over every training sample, as the CLI's ``--subset 0``.
+    ``None`` takes the default of skipweb.facts; ``subset=0`` averages over every training sample, as the
+    CLI's ``--subset 0``.
     """
     if status not in ("queued", "pending"):
         raise ValueError(f"a new landscape job is queued or pending, not {status!r}")
-    from skipweb.landscape import DEFAULT_GRID, DEFAULT_RANGE, DEFAULT_SEED, DEFAULT_SUBSET
-
-    grid = DEFAULT_GRID if grid is None else int(grid)
-    range_ = DEFAULT_RANGE if range_ is None else float(range_)
-    subset = DEFAULT_SUBSET if subset is None else (int(subset) or None)
-    seed = DEFAULT_SEED if seed is None else int(seed)
-    if grid < 1 or not 0 < range_ <= 1000 or seed < 0 or (subset or 0) < 0:  # not 0 < nan: refused too
+    grid = facts.LANDSCAPE_GRID if grid is None else int(grid)
+    range_ = facts.LANDSCAPE_RANGE if range_ is None else float(range_)
+    subset = facts.LANDSCAPE_SUBSET if subset is None else (int(subset) or None)
+    seed = facts.LANDSCAPE_SEED if seed is None else int(seed)
+    if grid < 1 or not 0 < range_ <= facts.LANDSCAPE_RANGE_MAX or seed < 0 or (subset or 0) < 0:  # not 0 < nan: refused too
         raise ValueError(
             f"bad landscape job: grid {grid} (≥ 1), range {range_} (> 0, ≤ 1000), seed {seed}, subset {subset} (≥ 0)"
         )
@@ -117,32 +116,19 @@ def get_job(db: DbLike, job_id: int) -> LandscapeJobRecord | None:
         return None if row is None else _record(row)
 
 
+LEASE = Lease(SqlLandscapeJob, ("succeeded", "failed"))
+
+
 def claim(db: DbLike, job_id: int, owner: str) -> LandscapeJobRecord | None:
-    """Take a queued job (→ running, attempts + 1, leased to ``owner``) and return it; None when it is not
-    queued (taken, done, unknown). ``started_at`` keeps the first claim's time, as for runs."""
-    with scope(db) as s:
-        now = db_now(s)
-        res = s.execute(
-            update(SqlLandscapeJob)
-            .where(SqlLandscapeJob.id == job_id, SqlLandscapeJob.status == "queued")
-            .values(
-                status="running",
-                attempts=SqlLandscapeJob.attempts + 1,
-                lease_owner=owner,
-                heartbeat_at=now,
-                started_at=coalesce_now(SqlLandscapeJob.started_at, now),
-            )
-        )
-        if res.rowcount != 1:
-            return None
-        return _record(s.get(SqlLandscapeJob, job_id, populate_existing=True))
+    """Take a queued job (db.lease: → running, attempts + 1, leased to ``owner``) and return it; None when
+    it is not queued (taken, done, unknown)."""
+    return get_job(db, job_id) if LEASE.claim(db, job_id, owner) else None
 
 
 def heartbeat(db: DbLike, job_id: int, owner: str) -> bool:
     """Renew ``owner``'s lease on a running job. False when it no longer holds it (the sweep requeued the
     job after a missed lease, or it ended or was deleted): the worker should give up the computation."""
-    with scope(db) as s:
-        return s.execute(_owned(job_id, owner).values(heartbeat_at=db_now(s))).rowcount == 1
+    return LEASE.renew(db, job_id, owner)
 
 
 def finish(
@@ -150,68 +136,21 @@ def finish(
     job_id: int,
     status: Literal["succeeded", "failed"],
     reason: str | None = None,
-    owner: str | None = None,
+    *,
+    owner: str,
 ) -> bool:
-    """End a running job and clear its lease; a failure keeps a one-line reason. With ``owner``, only while
-    that worker holds the lease. False if it was not running (under ``owner``)."""
-    if status not in ("succeeded", "failed"):
-        raise ValueError(f"a landscape job ends succeeded or failed, not {status!r}")
+    """End a running job held by ``owner`` and clear its lease; a failure keeps a one-line reason. False if
+    it was not running under ``owner``."""
     if status == "failed":
         reason = one_line(reason or "") or "failed (no reason given)"
-    with scope(db) as s:
-        stmt = (
-            _owned(job_id, owner)
-            if owner is not None
-            else update(SqlLandscapeJob).where(
-                SqlLandscapeJob.id == job_id, SqlLandscapeJob.status == "running"
-            )
-        )
-        res = s.execute(stmt.values(status=status, reason=reason, finished_at=db_now(s), lease_owner=None))
-        return res.rowcount == 1
+    return LEASE.finish(db, job_id, owner, status, reason)
 
 
 def requeue_expired_jobs(db: DbLike, lease_seconds: float, max_attempts: int) -> tuple[list[int], list[int]]:
     """For the sweep: running jobs whose worker stopped heartbeating for ``lease_seconds`` (killed
-    mid-landscape) go back to queued with the lease cleared, to be published again; a job already claimed
-    ``max_attempts`` times fails instead. Returns (requeued ids, failed ids).
-
-    Safe from several sweepers at once, as :func:`db.runs.requeue_expired`: FOR UPDATE SKIP LOCKED on
-    PostgreSQL (SQLite serialises writers), and each UPDATE re-checks that the job is still expired.
-    """
-    requeued: list[int] = []
-    failed: list[int] = []
-    with scope(db) as s:
-        now = db_now(s)
-        expired = (
-            SqlLandscapeJob.status == "running",
-            or_(
-                SqlLandscapeJob.heartbeat_at < now - timedelta(seconds=lease_seconds),
-                SqlLandscapeJob.heartbeat_at.is_(None),
-            ),
-        )
-        q = select(SqlLandscapeJob.id, SqlLandscapeJob.lease_owner, SqlLandscapeJob.attempts).where(*expired)
-        for job in s.execute(q.order_by(SqlLandscapeJob.id).with_for_update(skip_locked=True)).all():
-            who = job.lease_owner or "unknown"
-            if job.attempts >= max_attempts:
-                values: dict[str, Any] = {
-                    "status": "failed",
-                    "finished_at": now,
-                    "reason": f"worker lost {job.attempts} times; giving up (last: {who})",
-                }
-            else:
-                values = {
-                    "status": "queued",
-                    "heartbeat_at": None,
-                    "reason": f"worker {who} stopped heartbeating; requeued",
-                }
-            res = s.execute(
-                update(SqlLandscapeJob)
-                .where(SqlLandscapeJob.id == job.id, *expired)
-                .values(lease_owner=None, **values)
-            )
-            if res.rowcount == 1:
-                (requeued if values["status"] == "queued" else failed).append(job.id)
-    return requeued, failed
+    mid-landscape) go back to queued, to be published again, or fail past ``max_attempts`` (db.lease).
+    Returns (requeued ids, failed ids)."""
+    return LEASE.requeue_expired(db, lease_seconds, max_attempts)
 
 
 def list_jobs(db: DbLike, run_id: int) -> list[LandscapeJobRecord]:
@@ -302,14 +241,6 @@ def queued_jobs(db: DbLike, older_than: float = 0.0) -> list[tuple[int, int]]:
             .order_by(SqlLandscapeJob.id)
         )
         return [(r.id, r.run_id) for r in s.execute(q)]
-
-
-def _owned(job_id: int, owner: str) -> Update:
-    return update(SqlLandscapeJob).where(
-        SqlLandscapeJob.id == job_id,
-        SqlLandscapeJob.status == "running",
-        SqlLandscapeJob.lease_owner == owner,
-    )
 
 
 def _ids(result) -> list[int]:

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
-FINAL_STATUSES = ("succeeded", "failed", "diverged", "cancelled")
+from skipweb.facts import FINAL_STATUSES, RUN_STATUSES  # noqa: F401  (re-exported: the db's vocabulary)
+
 PROBE_STATS = ("grad_norm", "weight_norm", "update_ratio")
 
 
@@ -56,6 +56,7 @@ class RunRecord:
     checkpoint_path: str | None
     cancel_requested: bool
     retry_of: int | None
+    queue: str | None = None  # the queue it was submitted to (None on rows older than migration 0005)
     latest: dict[str, float] = field(default_factory=dict)  # key -> value at the newest step (list_runs)
 
     @property

@@ -1,36 +1,40 @@
 """Run lifecycle: queued → running → succeeded | failed | diverged | cancelled.
 
-Every function is one transaction and every state change is a conditional UPDATE (``WHERE status = ...
-AND lease_owner = ...``) whose row count says whether it applied, so two workers, two sweepers or a
-worker and a user racing on one run cannot both win, on SQLite and PostgreSQL alike.
+Every function is one transaction and every state change is a conditional UPDATE whose row count says
+whether it applied; the worker's lease (claim, heartbeat, finish, requeue) is db.lease's, shared with
+loss-landscape jobs.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Update, delete, or_, select, update
+from sqlalchemy import delete, select, update
 
 from db.blocks import replace_layers
-from db.coltypes import coalesce_now
 from db.errors import RunNotFound, RunStateError
+from db.lease import Lease
 from db.records import FINAL_STATUSES
 
 # Reads live in db.run_queries; re-exported so callers find the whole run API here.
 from db.run_queries import get_run, list_runs, queued_ids, stop_requested, succeeded_hashes  # noqa: F401
 from db.session import DbLike, db_now, scope
 from db.tables import SqlProbeLayer, SqlRun
+from skipweb.facts import RETRYABLE_STATUSES
 
 _RUN_FIELDS = ("config_hash", "label", "family", "depth", "dataset", "seed")
-RETRYABLE = ("failed", "cancelled", "diverged")
+RETRYABLE = RETRYABLE_STATUSES
 
 
 def add_runs(
-    db: DbLike, experiment_id: int, specs: Sequence[Mapping[str, Any]], checkpoint_dir: Path | None = None
+    db: DbLike,
+    experiment_id: int,
+    specs: Sequence[Mapping[str, Any]],
+    checkpoint_dir: Path | None = None,
+    queue: str | None = None,
 ) -> list[int]:
     """Queue one run per entry; return their ids in order.
 
@@ -40,7 +44,7 @@ def add_runs(
     """
     ckpt = _checkpoint_dir(checkpoint_dir)
     with scope(db) as s:
-        rows = [SqlRun(experiment_id=experiment_id, status="queued", **_run_fields(e)) for e in specs]
+        rows = [SqlRun(experiment_id=experiment_id, status="queued", queue=queue, **_run_fields(e)) for e in specs]
         s.add_all(rows)
         s.flush()  # assigns ids
         for row in rows:
@@ -48,26 +52,14 @@ def add_runs(
         return [row.id for row in rows]
 
 
+LEASE = Lease(SqlRun, FINAL_STATUSES)
+
+
 def claim(
     db: DbLike, run_id: int, worker_id: str, host: str | None = None, device: str | None = None
 ) -> bool:
     """Take a queued run: running, attempts + 1, lease to ``worker_id``. False if not queued any more."""
-    with scope(db) as s:
-        now = db_now(s)
-        res = s.execute(
-            update(SqlRun)
-            .where(SqlRun.id == run_id, SqlRun.status == "queued")
-            .values(
-                status="running",
-                attempts=SqlRun.attempts + 1,
-                lease_owner=worker_id,
-                heartbeat_at=now,
-                worker_host=host,
-                device=device,
-                started_at=coalesce_now(SqlRun.started_at, now),
-            )
-        )
-        return res.rowcount == 1
+    return LEASE.claim(db, run_id, worker_id, worker_host=host, device=device)
 
 
 def heartbeat(
@@ -79,15 +71,10 @@ def heartbeat(
     (requeued after a missed lease, deleted, finished): the worker should stop. A cancel request still
     renews the lease so the run is not requeued while the worker winds down.
     """
-    values: dict[str, Any] = {
-        k: int(v) for k, v in (progress or {}).items() if k in ("steps_done", "epochs_done")
-    }
-    with scope(db) as s:
-        res = s.execute(_owned(run_id, worker_id).values(heartbeat_at=db_now(s), **values))
-        if res.rowcount != 1:
-            return "cancel"
-        cancel = s.scalar(select(SqlRun.cancel_requested).where(SqlRun.id == run_id))
-        return "cancel" if cancel else "ok"
+    values = {k: int(v) for k, v in (progress or {}).items() if k in ("steps_done", "epochs_done")}
+    if not LEASE.renew(db, run_id, worker_id, **values):
+        return "cancel"
+    return "cancel" if stop_requested(db, run_id) else "ok"
 
 
 def set_progress(
@@ -95,23 +82,15 @@ def set_progress(
 ) -> bool:
     """Record progress; with ``owner`` only while that worker holds the lease."""
     with scope(db) as s:
-        stmt = _owned(run_id, owner) if owner else update(SqlRun).where(SqlRun.id == run_id)
+        stmt = LEASE.owned(run_id, owner) if owner else update(SqlRun).where(SqlRun.id == run_id)
         return s.execute(stmt.values(steps_done=steps_done, epochs_done=epochs_done)).rowcount == 1
 
 
 def finish(db: DbLike, run_id: int, worker_id: str, status: str, reason: str | None = None) -> bool:
     """End a run held by ``worker_id`` with a final status; clears the lease. False if not its lease."""
-    if status not in FINAL_STATUSES:
-        raise ValueError(f"final status must be one of {', '.join(FINAL_STATUSES)}, not {status!r}")
     if status == "cancelled" and reason is None:
         reason = "cancelled on request"
-    with scope(db) as s:
-        res = s.execute(
-            _owned(run_id, worker_id).values(
-                status=status, reason=reason, finished_at=db_now(s), lease_owner=None
-            )
-        )
-        return res.rowcount == 1
+    return LEASE.finish(db, run_id, worker_id, status, reason)
 
 
 def set_info(
@@ -132,7 +111,7 @@ def set_info(
     those attributes (skipweb.models.ProbeLayer). With ``owner``, only while that worker holds the lease."""
     layers = [_layer(run_id, p) for p in probe_layers]
     with scope(db) as s:
-        stmt = _owned(run_id, owner) if owner else update(SqlRun).where(SqlRun.id == run_id)
+        stmt = LEASE.owned(run_id, owner) if owner else update(SqlRun).where(SqlRun.id == run_id)
         info = {"params": params, "flops": flops, "device": device, "torch_version": torch_version}
         if s.execute(stmt.values(total_steps=total_steps, **info)).rowcount != 1:
             return False
@@ -162,49 +141,16 @@ def request_cancel(db: DbLike, run_id: int) -> Literal["cancelled", "requested"]
 
 
 def requeue_expired(db: DbLike, lease_seconds: float, max_attempts: int) -> tuple[list[int], list[int]]:
-    """Sweep running runs whose worker stopped heartbeating for ``lease_seconds``.
+    """Sweep running runs whose worker stopped heartbeating for ``lease_seconds`` (db.lease): requeued to
+    resume from their checkpoint, failed at ``max_attempts``, or cancelled when a cancel was requested.
+    Returns (requeued ids, ids that reached a final state)."""
 
-    Below ``max_attempts`` a run goes back to queued (attempts kept; it resumes from its checkpoint);
-    at the cap it fails. A run whose cancel had been requested is cancelled instead of requeued.
-    Returns (requeued ids, ids that reached a final state). Safe to run from several processes at once:
-    rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite serialises writers anyway) and
-    each UPDATE re-checks its condition.
-    """
-    requeued: list[int] = []
-    ended: list[int] = []
-    with scope(db) as s:
-        now = db_now(s)
-        expired = (
-            SqlRun.status == "running",
-            or_(SqlRun.heartbeat_at < now - timedelta(seconds=lease_seconds), SqlRun.heartbeat_at.is_(None)),
-        )
-        q = select(SqlRun.id, SqlRun.lease_owner, SqlRun.attempts, SqlRun.cancel_requested).where(*expired)
-        for run in s.execute(q.order_by(SqlRun.id).with_for_update(skip_locked=True)).all():
-            who = run.lease_owner or "unknown"
-            if run.cancel_requested:
-                values: dict[str, Any] = {
-                    "status": "cancelled",
-                    "finished_at": now,
-                    "reason": f"cancelled; worker {who} stopped heartbeating before it stopped",
-                }
-            elif run.attempts >= max_attempts:
-                values = {
-                    "status": "failed",
-                    "finished_at": now,
-                    "reason": f"gave up after {run.attempts} attempts: the worker died each time (last: {who})",
-                }
-            else:
-                values = {
-                    "status": "queued",
-                    "heartbeat_at": None,
-                    "reason": f"worker {who} stopped heartbeating; requeued",
-                }
-            res = s.execute(
-                update(SqlRun).where(SqlRun.id == run.id, *expired).values(lease_owner=None, **values)
-            )
-            if res.rowcount == 1:
-                (requeued if values["status"] == "queued" else ended).append(run.id)
-    return requeued, ended
+    def cancelled(row: SqlRun, who: str) -> dict[str, Any] | None:
+        if not row.cancel_requested:
+            return None
+        return {"status": "cancelled", "reason": f"cancelled; worker {who} stopped heartbeating before it stopped"}
+
+    return LEASE.requeue_expired(db, lease_seconds, max_attempts, ending=cancelled)
 
 
 def retry(db: DbLike, run_id: int, checkpoint_dir: Path | None = None) -> int:
@@ -219,7 +165,7 @@ def retry(db: DbLike, run_id: int, checkpoint_dir: Path | None = None) -> int:
                 f"run {run_id} is {old.status}; only {', '.join(RETRYABLE)} runs can be retried"
             )
         fields = {f: getattr(old, f) for f in _RUN_FIELDS}
-        new_id = add_runs(s, old.experiment_id, [{"spec": old.spec, **fields}], checkpoint_dir)[0]
+        new_id = add_runs(s, old.experiment_id, [{"spec": old.spec, **fields}], checkpoint_dir, old.queue)[0]
         s.execute(update(SqlRun).where(SqlRun.id == new_id).values(retry_of=run_id))
         return new_id
 
@@ -251,12 +197,6 @@ def delete_run(db: DbLike, run_id: int, force: bool = False) -> str | None:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
-def _owned(run_id: int, worker_id: str | None) -> Update:
-    return update(SqlRun).where(
-        SqlRun.id == run_id, SqlRun.status == "running", SqlRun.lease_owner == worker_id
-    )
-
-
 def _checkpoint_dir(checkpoint_dir: Path | None) -> Path:
     if checkpoint_dir is None:
         from skipweb.settings import get_settings

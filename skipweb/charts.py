@@ -20,6 +20,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from skipweb.facts import Metric
+
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Dark2
 X_AXES = ("step", "epoch", "wall", "samples")
 X_TITLES = {"step": "optimizer step", "epoch": "epoch", "wall": "wall time (s)", "samples": "samples seen"}
@@ -337,7 +339,7 @@ def _family_lines(agg: pd.DataFrame, x: str, title: str, xtitle: str, ytitle: st
     return _layout(fig, title, xtitle, ytitle)
 
 
-def final_error_vs_depth(rows, metric: str = "test/error") -> go.Figure:
+def final_error_vs_depth(rows, metric: str = Metric.TEST_ERROR) -> go.Figure:
     """The degradation plot: rows ``family, depth, value`` (one per run); one line per family, x = depth,
     y = mean over seeds with std error bars."""
     agg = _agg(rows, ["family", "depth"])
@@ -345,7 +347,7 @@ def final_error_vs_depth(rows, metric: str = "test/error") -> go.Figure:
     return _family_lines(agg, "depth", f"final {metric} vs depth", "depth", f"final {metric}", hover)
 
 
-def error_vs_params(rows, metric: str = "test/error") -> go.Figure:
+def error_vs_params(rows, metric: str = Metric.TEST_ERROR) -> go.Figure:
     """Rows ``label, family, params, value``: mean over seeds per label against parameter count (log x)."""
     df = pd.DataFrame(rows)
     df = df.dropna(subset=["params"]) if not df.empty else df
@@ -373,19 +375,19 @@ def summary_table(
 
     ``latest``: run id → {key: newest value}; ``history``: read_metrics frame for best-so-far values."""
     hist = history if history is not None else pd.DataFrame(columns=["run_id", "key", "value", "wall"])
-    best = hist[hist["key"] == "test/error"].groupby("run_id")["value"].min()
+    best = hist[hist["key"] == Metric.TEST_ERROR].groupby("run_id")["value"].min()
     thr = hist[hist["key"] == "samples_per_s"].groupby("run_id")["value"].mean()
     wall = hist.groupby("run_id")["wall"].max() if len(hist) else pd.Series(dtype=float)
     out = []
     for r in runs:
         lt = dict(latest.get(r.id, {}) or getattr(r, "latest", {}) or {})
-        final = lt.get("test/error", np.nan)
+        final = lt.get(Metric.TEST_ERROR, np.nan)
         secs = _seconds(getattr(r, "started_at", None), getattr(r, "finished_at", None))
         if not np.isfinite(secs):
             secs = float(wall.get(r.id, np.nan))
         out.append([
             r.id, r.label, r.family, r.depth, r.seed, r.status, r.params, r.flops,
-            float(best.get(r.id, final)), final, lt.get("epoch/train_error", lt.get("train/error", np.nan)),
+            float(best.get(r.id, final)), final, lt.get(Metric.EPOCH_TRAIN_ERROR, lt.get(Metric.TRAIN_ERROR, np.nan)),
             secs, float(thr.get(r.id, lt.get("samples_per_s", np.nan))),
         ])  # fmt: skip
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)

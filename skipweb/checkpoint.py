@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-CHECKPOINT_NAME = "last.pt"
+from skipweb.facts import CHECKPOINT_NAME
 
 
 class CheckpointError(RuntimeError):

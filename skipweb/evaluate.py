@@ -51,3 +51,34 @@ def segmentation_scores(conf: torch.Tensor) -> dict[str, float]:
     dice = 2 * tp[present] / (2 * tp + fp + fn)[present]
     total = conf.sum().clamp_min(1)
     return {"pixel_acc": float(tp.sum() / total), "miou": float(iou.mean()), "dice": float(dice.mean())}
+
+
+def predict_examples(spec_json: str, checkpoint_dir: str, data_dir, n: int = 4):
+    """The first ``n`` test images of a run with its truths and its last checkpoint's predictions, on the
+    CPU: ``(images (n, H, W, 3) float in [0, 1], truths, predictions, epoch)``. The model and the input
+    normalisation are the trainer's own (RunSpec.build_model, DeviceLoader)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from skipweb import checkpoint
+    from skipweb.data import DeviceLoader, load_dataset
+    from skipweb.spec import RunSpec
+
+    spec = RunSpec.parse(spec_json)
+    state = checkpoint.load(Path(checkpoint_dir))
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}")
+    data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.seed, download=False)
+    model = spec.build_model(data.info)
+    model.load_state_dict(state["model"])
+    model.eval()
+    split = data.test.take(torch.arange(min(n, len(data.test))))
+    (x, y), = DeviceLoader(split, batch_size=n, mean=data.mean, std=data.std)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    raw = split.x.float() / (255.0 if split.x.dtype == torch.uint8 else 1.0)
+    images = raw.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images, y.numpy(), pred.numpy(), int(state.get("epoch", 0))

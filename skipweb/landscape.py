@@ -29,16 +29,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from skipweb import facts
 from skipweb.data import IGNORE_INDEX, DeviceLoader, load_dataset
 
 Direction = dict[str, torch.Tensor]
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 Progress = Callable[[int], None]  # called with the number of loss evaluations just done (1)
 
-DEFAULT_GRID = 11
-DEFAULT_RANGE = 1.0
-DEFAULT_SUBSET = 512
-DEFAULT_SEED = 0
+DEFAULT_GRID = facts.LANDSCAPE_GRID
+DEFAULT_RANGE = facts.LANDSCAPE_RANGE
+DEFAULT_SUBSET = facts.LANDSCAPE_SUBSET
+DEFAULT_SEED = facts.LANDSCAPE_SEED
 
 
 # ---- directions ------------------------------------------------------------------------------------------

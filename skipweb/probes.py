@@ -45,7 +45,7 @@ class GradProbe:
         return out
 
 
-BLOCK_STATS = ("skip_grad", "branch_grad", "act_mean", "act_std", "act_dead", "gate")
+from skipweb.facts import BLOCK_STATS  # noqa: E402  (the row order of collect())
 
 
 class BlockProbe:

@@ -16,7 +16,7 @@ from skipweb.models import BlockLayer, ProbeLayer
 
 @dataclass(frozen=True)
 class MetricPoint:
-    key: str  # e.g. "train/loss", "train/error", "val/error", "test/error", "lr", "samples_per_s"
+    key: str  # one of skipweb.facts.Metric
     step: int  # optimizer steps done when the value was measured
     epoch: float  # fractional epoch
     value: float  # NaN/inf are kept as they are

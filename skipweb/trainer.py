@@ -24,6 +24,7 @@ from skipweb import checkpoint
 from skipweb.data import IGNORE_INDEX, DataBundle, DeviceLoader, load_dataset
 from skipweb.describe import count_flops
 from skipweb.evaluate import evaluate
+from skipweb.facts import Metric, split_key
 from skipweb.models import count_params
 from skipweb.optim import build_optimizer, build_schedule
 from skipweb.probes import BLOCK_STATS, BlockProbe, GradProbe
@@ -221,15 +222,15 @@ class Trainer:
         self._flush(sums)
         self.epoch += 1
         summary = {
-            "epoch/train_loss": sums["loss"] / max(1, sums["n"]),
-            "epoch/train_error": sums["error"] / max(1, sums["n"]),
+            Metric.EPOCH_TRAIN_LOSS: sums["loss"] / max(1, sums["n"]),
+            Metric.EPOCH_TRAIN_ERROR: sums["error"] / max(1, sums["n"]),
         }
         for split, loader in self.eval_loaders.items():
             scores = evaluate(
                 self.model, loader, task=self.task, num_classes=self.num_classes, autocast=self.autocast
             )
-            summary.update({f"{split}/{k}": v for k, v in scores.items()})
-        summary["time/epoch_s"] = time.perf_counter() - t_epoch
+            summary.update({split_key(split, k): v for k, v in scores.items()})
+        summary[Metric.EPOCH_TIME] = time.perf_counter() - t_epoch
         wall = time.perf_counter() - self.t0
         points = [MetricPoint(k, self.step, float(self.epoch), v, wall) for k, v in summary.items()]
         for s in self.sinks:
@@ -261,12 +262,12 @@ class Trainer:
         metrics: list[MetricPoint] = []
         for (step, ep, lr, wall, *_), loss, err in zip(window, losses, errors, strict=True):
             metrics += [
-                MetricPoint("train/loss", step, ep, loss, wall),
-                MetricPoint("train/error", step, ep, err, wall),
-                MetricPoint("lr", step, ep, lr, wall),
+                MetricPoint(Metric.TRAIN_LOSS, step, ep, loss, wall),
+                MetricPoint(Metric.TRAIN_ERROR, step, ep, err, wall),
+                MetricPoint(Metric.LR, step, ep, lr, wall),
             ]
         rate = sum(w[4] for w in window) / max(now - self._last_flush, 1e-9)
-        metrics.append(MetricPoint("samples_per_s", window[-1][0], window[-1][1], rate, window[-1][3]))
+        metrics.append(MetricPoint(Metric.SAMPLES_PER_S, window[-1][0], window[-1][1], rate, window[-1][3]))
         self._last_flush = now
         layers, pos = len(self.probe.layers), 2 * n
         probe_points = []

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from db import experiments, metrics, migrate, runs
-from skipweb.launch import row
+from skipweb.grid import row
 from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, get_story, story_experiment, story_runs
 from skipweb.stories.base import ERROR_FLOOR, HIGHER, LOWER, MIN_SEEDS, NOISE_STDS, SAME, num
 
@@ -59,7 +59,7 @@ def train(
 ) -> list[int]:
     """Queue the specs as an experiment tagged like a story launch (``key``: one story, or several whose
     presets share runs), then train each one for real."""
-    from db.sink import DbSink
+    from skipweb.services.sink import DbSink
     from skipweb.trainer import Trainer
 
     stories = [get_story(k) for k in ([key] if isinstance(key, str) else key)]
@@ -294,7 +294,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory):
     for plain-20 and resnet-20 (both seeds) and plain-56 (seed 0), none for resnet-56. Built once per
     session although both story test modules import it."""
     from db.session import dispose_engine
-    from skipweb.cli.landscape import compute_and_store
+    from skipweb.services.landscapes import compute_and_store
     from skipweb.settings import Settings
 
     if "digits" not in _SHARED:

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from db.blocks import read_blocks
-from db.sink import DbSink
 from skipweb.data import load_dataset
 from skipweb.models import get_model
 from skipweb.models._common import Fork
 from skipweb.probes import BLOCK_STATS, BlockProbe
+from skipweb.services.sink import DbSink
 from skipweb.sinks import Recorder
 from skipweb.spec import RunSpec
 from skipweb.trainer import Trainer
@@ -147,7 +147,7 @@ def digits(tmp_path_factory):
 def test_trainer_records_block_probes_to_the_database(digits, tmp_path, db_url) -> None:
     from db import runs
     from db.experiments import create_experiment
-    from skipweb.launch import row
+    from skipweb.grid import row
 
     exp = create_experiment(db_url, "blocks")
     spec = RunSpec.parse(

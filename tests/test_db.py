@@ -43,16 +43,16 @@ def age_heartbeat(url: str, run_id: int, seconds: float) -> None:
 
 # ---- schema ---------------------------------------------------------------------------------------------
 def test_migrations_and_schema_check(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert migrate.check(db_url) == migrate.head() == "0004"
+    assert migrate.check(db_url) == migrate.head() == "0005"
     migrate.downgrade(db_url, "base")
     with pytest.raises(SchemaError, match=r"has no skipweb schema: run `skipweb db upgrade`"):
         migrate.check(db_url)
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0004"
+    assert migrate.current(db_url) == "0005"
     # code newer than the database: the DB's known revision is behind head
-    monkeypatch.setattr(migrate, "head", lambda: "0005")
+    monkeypatch.setattr(migrate, "head", lambda: "0006")
     with pytest.raises(
-        SchemaError, match=r"is at revision 0004, skipweb needs 0005: run `skipweb db upgrade`"
+        SchemaError, match=r"is at revision 0005, skipweb needs 0006: run `skipweb db upgrade`"
     ):
         migrate.check(db_url)
     monkeypatch.undo()
@@ -62,7 +62,7 @@ def test_migrations_and_schema_check(db_url: str, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SchemaError, match=r"revision 0099, which this skipweb does not know"):
         migrate.check(db_url)
     with session_scope(db_url) as s:
-        s.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0004'"))
+        s.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0005'"))
 
 
 def test_error_messages_hide_passwords() -> None:

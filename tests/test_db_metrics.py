@@ -147,7 +147,7 @@ def test_db_sink(db_url: str) -> None:
     sinks = pytest.importorskip(
         "skipweb.sinks", reason="skipweb.sinks (and the models it imports) not importable"
     )
-    from db.sink import DbSink
+    from skipweb.services.sink import DbSink
 
     run_id = new_run(db_url)
     now = [0.0]

@@ -26,17 +26,17 @@ def _runs(url: str, n: int) -> list[int]:
 
 def test_create_claim_finish_list(db_url) -> None:
     from db import landscape_jobs as J
-    from skipweb.landscape import DEFAULT_GRID, DEFAULT_RANGE, DEFAULT_SEED, DEFAULT_SUBSET
+    from skipweb import facts
 
     a, b = _runs(db_url, 2)
     first = J.create_job(db_url, a)
     job = J.get_job(db_url, first)
     assert (job.status, job.grid, job.range, job.subset, job.seed) == (
         "queued",
-        DEFAULT_GRID,
-        DEFAULT_RANGE,
-        DEFAULT_SUBSET,
-        DEFAULT_SEED,
+        facts.LANDSCAPE_GRID,
+        facts.LANDSCAPE_RANGE,
+        facts.LANDSCAPE_SUBSET,
+        facts.LANDSCAPE_SEED,
     )
     assert job.created_at.tzinfo is not None and job.finished_at is None
     pending = J.create_jobs(db_url, [a, b], status="pending", grid=5, range_=0.5, subset=0, seed=3)
@@ -51,8 +51,9 @@ def test_create_claim_finish_list(db_url) -> None:
     assert J.claim(db_url, first, "w2") is None  # a redelivered message finds it taken
     assert J.claim(db_url, pending[0], "w1") is None  # pending: not yet
     assert J.claim(db_url, 999, "w1") is None
-    assert J.finish(db_url, first, "failed", "UserError: boom\n  traceback line")
-    assert not J.finish(db_url, first, "succeeded")  # only a running job ends
+    assert not J.finish(db_url, first, "failed", "boom", owner="w2")  # only the lease holder ends it
+    assert J.finish(db_url, first, "failed", "UserError: boom\n  traceback line", owner="w1")
+    assert not J.finish(db_url, first, "succeeded", owner="w1")  # only a running job ends
     done = J.get_job(db_url, first)
     assert done.status == "failed" and done.reason == "UserError: boom" and done.finished_at is not None
 
@@ -153,7 +154,7 @@ def test_expired_job_is_requeued_then_fails_past_max_attempts(db_url) -> None:
     assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([], [dead])
     gone = J.get_job(db_url, dead)
     assert (gone.status, gone.lease_owner, gone.attempts) == ("failed", None, 2)
-    assert gone.reason == "worker lost 2 times; giving up (last: w2)" and gone.finished_at is not None
+    assert gone.reason == "gave up after 2 attempts: the worker died each time (last: w2)" and gone.finished_at is not None
     assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([], [])
 
 
@@ -178,7 +179,7 @@ def test_heartbeat_thread_renews_the_lease_and_stops_when_it_is_lost(db_url) -> 
     from db import landscape_jobs as J
     from db.session import session_scope
     from db.tables import SqlLandscapeJob
-    from workers.runner import Heartbeat
+    from skipweb.services.execution import Heartbeat
 
     (run,) = _runs(db_url, 1)
     job_id = J.create_job(db_url, run, grid=3)
@@ -235,10 +236,11 @@ def test_migration_0004_keeps_jobs_and_constraints(db_url) -> None:
 def test_submit_with_landscape_writes_pending_jobs_or_nothing(db_url, tmp_path) -> None:
     from db import landscape_jobs as J
     from db.run_queries import list_runs
-    from skipweb.launch import plan, submit
+    from skipweb.grid import plan
+    from skipweb.services.broker import make_app
+    from skipweb.services.launch import submit
     from skipweb.settings import Settings
     from skipweb.spec import SpecError
-    from workers.celery_app import make_app
 
     celery = make_app(Settings(data_dir=tmp_path))
     specs = plan(["mlp"], [2], [0, 1], {"dataset": "digits", "epochs": 1, "device": "cpu"})
@@ -259,9 +261,10 @@ def test_worker_computes_pending_landscape_after_training(tmp_path, monkeypatch)
     from db import migrate, runs
     from db.landscapes import latest_landscape
     from db.session import dispose_engine
-    from skipweb.launch import plan, submit
+    from skipweb.grid import plan
+    from skipweb.services.broker import enqueue_landscapes, make_app
+    from skipweb.services.launch import submit
     from skipweb.settings import Settings, get_settings
-    from workers.celery_app import enqueue_landscapes, make_app
 
     data = tmp_path / "data"
     url = f"sqlite:///{tmp_path / 'skipweb.db'}"
@@ -343,9 +346,9 @@ def test_sweep_settles_pending_and_republishes_lost_jobs(db_url, tmp_path) -> No
     from db import landscape_jobs as J
     from db import runs
     from db.session import get_engine
+    from skipweb.services.broker import make_app
+    from skipweb.services.recovery import sweep_landscapes
     from skipweb.settings import Settings
-    from workers.celery_app import make_app
-    from workers.sweeper import sweep_landscapes
 
     a, b = _runs(db_url, 2)
     ja, jb = J.create_jobs(db_url, [a, b], status="pending")
@@ -372,9 +375,9 @@ def test_sweep_requeues_and_publishes_jobs_of_dead_workers(db_url, tmp_path) -> 
     from db import landscape_jobs as J
     from db.session import get_engine, session_scope
     from db.tables import SqlLandscapeJob
+    from skipweb.services.broker import make_app
+    from skipweb.services.recovery import sweep_landscapes
     from skipweb.settings import Settings
-    from workers.celery_app import make_app
-    from workers.sweeper import sweep_landscapes
 
     (run,) = _runs(db_url, 1)
     dead, doomed = J.create_jobs(db_url, [run, run], grid=3)
@@ -391,4 +394,4 @@ def test_sweep_requeues_and_publishes_jobs_of_dead_workers(db_url, tmp_path) -> 
         "landscapes_published": [dead],
     }
     assert len(list(queue.iterdir())) == 1  # published at once, not after republish_after
-    assert J.get_job(db_url, doomed).reason == "worker lost 3 times; giving up (last: w-doomed)"
+    assert J.get_job(db_url, doomed).reason == "gave up after 3 attempts: the worker died each time (last: w-doomed)"

@@ -59,7 +59,8 @@ def test_killed_worker_run_resumes_without_gaps(make_stack, mode):
 def test_killed_worker_landscape_job_is_requeued_and_succeeds(make_stack):
     from db import landscape_jobs as J
     from db.landscapes import latest_landscape
-    from skipweb.launch import plan, submit
+    from skipweb.grid import plan
+    from skipweb.services.launch import submit
 
     stack = make_stack("sqlite", None)
     # a tiny resnet-8 run; its landscape (grid 41 over every training sample, ~1800 loss evaluations)
@@ -133,7 +134,8 @@ def test_redis_restart_loses_no_queued_run(make_stack):
 # ---- 3. concurrent submissions ---------------------------------------------------------------------------
 def test_fifty_concurrent_submissions_each_train_once(make_stack):
     stack = make_stack("sqlite", None)
-    from skipweb.launch import plan, submit
+    from skipweb.grid import plan
+    from skipweb.services.launch import submit
 
     celery = stack.celery()
 
@@ -245,7 +247,7 @@ def test_bad_cli_submission_is_rejected_and_queues_nothing(make_stack, args):
 
 def test_malformed_spec_in_database_fails_with_reason(make_stack):
     from db import experiments, runs
-    from workers.celery_app import enqueue
+    from skipweb.services.broker import enqueue
 
     stack = make_stack("sqlite", None)
     base = {"config_hash": "x", "label": "bad", "family": "mlp", "depth": 2, "dataset": "digits", "seed": 0}

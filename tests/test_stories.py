@@ -35,7 +35,7 @@ from story_helpers import (
 
 from db import blocks, experiments, metrics, runs
 from db.session import dispose_engine
-from skipweb.launch import row
+from skipweb.grid import row
 from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES, get_story, story_experiment
 from skipweb.stories.base import HIGHER, LOWER, num, times
 

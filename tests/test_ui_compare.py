@@ -41,8 +41,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """An experiment with plain-20 (seed 0) and resnet-20 (seeds 0, 1) on digits, really trained."""
     from db import experiments, migrate, runs
     from db.session import dispose_engine
-    from db.sink import DbSink
-    from skipweb.launch import row
+    from skipweb.grid import row
+    from skipweb.services.sink import DbSink
     from skipweb.spec import RunSpec
     from skipweb.trainer import Trainer
 
@@ -188,7 +188,7 @@ def test_metric_display_buckets_long_series_in_the_database(tmp_path, monkeypatc
     import pandas as pd
 
     from db import experiments, metrics, migrate, runs
-    from skipweb.ui import compare_data as data
+    from skipweb.ui import data
 
     url = _use_db(monkeypatch, tmp_path)
     migrate.upgrade(url)

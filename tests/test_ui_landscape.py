@@ -54,13 +54,13 @@ def _traces(spec: dict, kind: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """plain-8 and resnet-8 trained by workers.runner.execute with a 5×5 landscape each; resnet-20 queued."""
+    """plain-8 and resnet-8 trained by skipweb.services.training.execute with a 5×5 landscape each; resnet-20 queued."""
     from db import experiments, migrate, runs
     from db.session import dispose_engine
-    from skipweb.cli.landscape import compute_and_store
-    from skipweb.launch import plan, row
+    from skipweb.grid import plan, row
+    from skipweb.services.landscapes import compute_and_store
+    from skipweb.services.training import execute
     from skipweb.settings import Settings
-    from workers.runner import execute
 
     data = tmp_path_factory.mktemp("landscape-ui")
     url = f"sqlite:///{data / 'skipweb.db'}"

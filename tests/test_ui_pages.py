@@ -73,7 +73,7 @@ def add(
 ) -> list[int]:
     from db.experiments import create_experiment
     from db.runs import add_runs
-    from skipweb.launch import row
+    from skipweb.grid import row
     from skipweb.spec import RunSpec
 
     exp = create_experiment(url, title, tags=list(tags))
@@ -86,7 +86,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     failed and cancelled. Module-scoped: training once is enough."""
     from db import migrate
     from db.runs import claim, finish, get_run, request_cancel
-    from db.sink import DbSink
+    from skipweb.services.sink import DbSink
     from skipweb.spec import RunSpec
     from skipweb.trainer import Trainer
 
@@ -333,8 +333,8 @@ def test_run_detail_failed_reason(trained_env):
 
 # ---- auth ------------------------------------------------------------------------------------------
 def test_password_file_gates_writes(env, tmp_path, monkeypatch):
+    from skipweb.passwords import hash_password
     from skipweb.settings import get_settings
-    from skipweb.ui.common import hash_password
 
     auth = tmp_path / "users.txt"
     auth.write_text(f"# team\nalice:{hash_password('s3cret')}\n")
@@ -409,8 +409,8 @@ def test_runs_cancel_retry_delete(env):
 
 
 def test_runs_actions_hidden_for_anonymous(env, tmp_path, monkeypatch):
+    from skipweb.passwords import hash_password
     from skipweb.settings import get_settings
-    from skipweb.ui.common import hash_password
 
     add(env, [{"dataset": "digits", "epochs": 1, "family": "plain", "depth": 8}])
     auth = tmp_path / "users.txt"

@@ -88,7 +88,7 @@ class Stack:
         )
 
     def celery(self):
-        from workers.celery_app import make_app
+        from skipweb.services.broker import make_app
 
         return make_app(self.settings())
 
@@ -169,7 +169,8 @@ class Stack:
     def submit(
         self, families: list[str], depths: list[int], seeds: list[int], options: dict | None = None, **base
     ) -> list[int]:
-        from skipweb.launch import plan, submit
+        from skipweb.grid import plan
+        from skipweb.services.launch import submit
 
         specs = plan(families, depths, seeds, {**TINY, **base}, options)
         result = submit(specs, title="reliability", db=self.db_url, celery=self.celery())

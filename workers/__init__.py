@@ -1,1 +1,3 @@
-"""Celery workers: they train runs whose ids arrive through the broker; the database holds the truth."""
+"""Celery workers, an entry point: workers.tasks holds the task bodies, each a call into skipweb.services
+(training, landscapes, recovery) with one id; the database holds the truth. Start them with
+``skipweb worker`` (skipweb.services.broker's app loads this package by name)."""

@@ -7,14 +7,15 @@ import logging
 
 from celery.signals import worker_ready
 
-from workers.celery_app import TASK_LANDSCAPE, TASK_TRAIN, app
+from skipweb.facts import TASK_LANDSCAPE, TASK_TRAIN
+from skipweb.services.broker import app
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name=TASK_TRAIN, acks_late=True, ignore_result=True)
 def train_run(run_id: int) -> str:
-    from workers.runner import execute
+    from skipweb.services.training import execute
 
     outcome = execute(int(run_id))
     log.info("run %s: %s", run_id, outcome)
@@ -24,8 +25,8 @@ def train_run(run_id: int) -> str:
 @worker_ready.connect
 def _start_sweeper(sender=None, **_) -> None:
     """At start: recover runs of dead workers and lost messages, then keep sweeping in the background."""
+    from skipweb.services.recovery import Sweeper
     from skipweb.settings import get_settings
-    from workers.sweeper import Sweeper
 
     settings = get_settings()
     Sweeper(app, settings, every=max(5.0, settings.lease_seconds / 4)).start()
@@ -33,8 +34,8 @@ def _start_sweeper(sender=None, **_) -> None:
 
 @app.task(name=TASK_LANDSCAPE, acks_late=True, ignore_result=True)
 def landscape_job(job_id: int) -> str:
-    """Compute and store the loss landscape a ``landscape_jobs`` row asks for (workers.landscape)."""
-    from workers.landscape import execute_job
+    """Compute and store the loss landscape a ``landscape_jobs`` row asks for."""
+    from skipweb.services.landscapes import execute_job
 
     outcome = execute_job(int(job_id))
     log.info("landscape job %s: %s", job_id, outcome)

@@ -12,8 +12,7 @@ from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
-
-BLOCK_STATS = ("skip_grad", "branch_grad", "act_mean", "act_std", "act_dead", "gate")
+from skipweb.facts import BLOCK_STATS  # noqa: F401  (the column order of the stored arrays)
 
 
 class SqlBlockLayer(Base):

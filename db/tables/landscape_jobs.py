@@ -14,8 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
 from db.coltypes import UTCDateTime, utcnow
+from skipweb.facts import LANDSCAPE_JOB_STATUSES
 
-LANDSCAPE_JOB_STATUSES = ("pending", "queued", "running", "succeeded", "failed")
 _STATUS_SQL = ", ".join(f"'{s}'" for s in LANDSCAPE_JOB_STATUSES)
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from skipweb.cli import options as o
 from skipweb.cli.runs import UserError
+from skipweb.facts import Metric
 
 stdout, stderr = Console(), Console(stderr=True)
 RECIPE = "(default: the dataset's recipe, see `skipweb recipes`)"
@@ -94,7 +95,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
 ) -> None:
     """train: one model in this process, with a progress bar. submit: a grid, queued for the workers."""
-    from skipweb.launch import plan, split_list
+    from skipweb.grid import plan, split_list
 
     tag_list = [t for t in (x.strip() for x in tags.split(",")) if t]
     if preset is not None:
@@ -141,7 +142,7 @@ def _story(key: str):
 
 def _submit(specs, *, title, tags, force, queue, as_json, landscape=None) -> None:
     from skipweb.cli.runs import open_db
-    from skipweb.launch import submit
+    from skipweb.services.launch import submit
 
     if queue not in ("", "cpu", "gpu"):
         raise UserError(f"unknown queue {queue!r}; choose one of: cpu, gpu")
@@ -163,22 +164,18 @@ def _submit(specs, *, title, tags, force, queue, as_json, landscape=None) -> Non
 
 def _train(spec, *, title, tags, as_json) -> None:
     """Record the run like a submitted one (so it shows in the dashboard), then execute it here."""
-    from db import experiments, runs
-    from db.session import session_scope
     from skipweb.cli.progress import ProgressSink
     from skipweb.cli.runs import open_db
     from skipweb.data import load_dataset
-    from skipweb.launch import row
+    from skipweb.services.launch import record_local
+    from skipweb.services.training import execute
     from skipweb.sinks import Recorder
-    from workers.runner import execute
 
     settings = open_db(create=True)
     # Refuse an unavailable dataset (offline, bad subset) before anything is recorded.
     load_dataset(spec.dataset, data_dir=settings.datasets_dir, seed=spec.seed, subset=spec.subset)
-    with session_scope(settings.db_url) as session:
-        exp = experiments.create_experiment(session, title or f"cli: {spec.label}", tags=tags or ["cli"],
-                                            owner=os.environ.get("USER"))
-        (run_id,) = runs.add_runs(session, exp, [row(spec)])
+    run_id = record_local(spec, title=title or f"cli: {spec.label}", tags=tags or ["cli"],
+                          owner=os.environ.get("USER"), db=settings.db_url)  # fmt: skip
     recorder = Recorder()
     with ProgressSink(spec.label, console=stderr if as_json else stdout) as progress:
         outcome = execute(run_id, settings, extra_sinks=[recorder, progress], owner=f"cli:{os.getpid()}")
@@ -197,10 +194,10 @@ def _train(spec, *, title, tags, as_json) -> None:
 
 def summary_final(rec) -> dict[str, float]:
     last = rec.epochs[-1] if rec.epochs else {}
-    seg = "test/miou" in last
-    keys = {"train_loss": "epoch/train_loss", "train_error": "epoch/train_error"}
-    keys.update({"test_miou": "test/miou", "test_dice": "test/dice", "test_error": "test/error"} if seg
-                else {"test_error": "test/error"})
+    seg = Metric.TEST_MIOU in last
+    keys = {"train_loss": Metric.EPOCH_TRAIN_LOSS, "train_error": Metric.EPOCH_TRAIN_ERROR}
+    keys.update({"test_miou": Metric.TEST_MIOU, "test_dice": Metric.TEST_DICE, "test_error": Metric.TEST_ERROR}
+                if seg else {"test_error": Metric.TEST_ERROR})  # fmt: skip
     return {k: last[v] for k, v in keys.items() if v in last}
 
 

@@ -12,6 +12,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from skipweb.facts import Metric
 from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
 
 
@@ -40,14 +41,14 @@ class ProgressSink(Sink):
                                            completed=info.resumed_from_step, stats=self._text())
 
     def on_flush(self, metrics: list[MetricPoint], probes: list[ProbePoint]) -> None:
-        losses = [m for m in metrics if m.key == "train/loss"]
+        losses = [m for m in metrics if m.key == Metric.TRAIN_LOSS]
         if losses and self.task is not None:
             self.stats["loss"] = losses[-1].value
             self.progress.update(self.task, completed=losses[-1].step, stats=self._text())
 
     def on_epoch(self, epoch: int, step: int, summary: dict[str, float]) -> None:
-        if "test/error" in summary and self.task is not None:
-            self.stats["test err"] = summary["test/error"]
+        if Metric.TEST_ERROR in summary and self.task is not None:
+            self.stats["test err"] = summary[Metric.TEST_ERROR]
             self.progress.update(self.task, completed=step, stats=self._text())
 
     def on_end(self, result: RunResult) -> None:

@@ -13,11 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from skipweb.errors import UserError
+from skipweb.facts import Metric
+
 stdout = Console()
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line by skipweb.cli.main."""
 
 
 def open_db(create: bool = False):
@@ -72,7 +71,7 @@ def status(
         table = Table("id", "exp", "run", "status", "attempts", "progress", "test err", "reason")
         for r in records:
             d = status_json(r)
-            err = r.latest.get("test/error")
+            err = r.latest.get(Metric.TEST_ERROR)
             table.add_row(str(r.id), str(r.experiment_id), r.label, r.status, str(r.attempts),
                           f"{d['progress']:.0%}", "" if err is None else f"{err:.4f}", r.reason or "")
         stdout.print(table)
@@ -178,7 +177,7 @@ def worker(
     # More threads than cores among the processes on a machine slows every run many times over (oversubscribed
     # OpenMP threads spin against each other), so a worker uses its share of the cores and no more.
     torch.set_num_threads(threads or share_of_cores(1))
-    from workers.celery_app import app
+    from skipweb.services.broker import app  # it loads the task bodies (workers.tasks) by name
 
     app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={queue_list}",
                      f"--loglevel={loglevel}", f"--hostname={name}", "--without-gossip", "--without-mingle"])

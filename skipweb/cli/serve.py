@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -81,9 +80,8 @@ def passwd(
     file: Annotated[Path | None, typer.Option(help="password file (default: SKIPWEB_AUTH_FILE)")] = None,
 ) -> None:
     """Add or replace a user in the dashboard's password file (bcrypt-hashed)."""
-    import bcrypt
-
     from skipweb.cli.runs import UserError
+    from skipweb.passwords import set_password
     from skipweb.settings import get_settings
 
     path = file or get_settings().auth_file
@@ -92,11 +90,10 @@ def passwd(
     if ":" in user or not user.strip():
         raise UserError("user names cannot be empty or contain ':'")
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
-    lines = [ln for ln in (path.read_text().splitlines() if path.exists() else []) if not ln.startswith(f"{user}:")]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([*lines, f"{user}:{hashed}"]) + "\n")
-    os.chmod(path, 0o600)
+    try:
+        set_password(path, user, password)
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot set the password in {path}: {e}") from None
     console.print(f"{user} can now sign in ({path})")
 
 

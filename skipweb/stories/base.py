@@ -55,7 +55,7 @@ class Preset:
     def specs(self, seeds: Sequence[int] | None = None, **overrides: Any) -> list[Any]:
         """Every run of the preset as validated RunSpecs, the same grid the Launch page builds (an option
         a family does not declare is left out for that family)."""
-        from skipweb.launch import plan
+        from skipweb.grid import plan
         from skipweb.models import get_info
 
         seeds = self.seeds if seeds is None else seeds

@@ -9,6 +9,7 @@ from typing import Any
 
 from db import metrics
 from skipweb import charts
+from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
@@ -24,7 +25,7 @@ from skipweb.stories.base import (
     judge,
 )
 
-KEY = "epoch/train_error"
+KEY = Metric.EPOCH_TRAIN_ERROR
 
 
 def deeper_vs_shallower(

@@ -13,6 +13,7 @@ from typing import Any
 
 from db import metrics
 from skipweb import charts
+from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
@@ -32,7 +33,7 @@ from skipweb.stories.base import (
     versus,
 )
 
-KEY = "test/error"
+KEY = Metric.TEST_ERROR
 MATCH = 1.5  # the larger of a pair has at most 1.5× the parameters of the smaller
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from db import metrics
 from db.blocks import read_blocks
 from skipweb import charts, charts_blocks
+from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
@@ -39,7 +40,7 @@ from skipweb.stories.base import (
     want,
 )
 
-KEY = "test/error"
+KEY = Metric.TEST_ERROR
 
 
 def at_depth(runs: list[Any], latest: dict, depth: int) -> Finding:

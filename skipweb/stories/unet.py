@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from db import metrics
 from skipweb import charts
 from skipweb.data import get_dataset_info
+from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
@@ -30,8 +31,8 @@ from skipweb.stories.base import (
     versus,
 )
 
-KEY = "test/miou"
-ACC = "test/pixel_acc"
+KEY = Metric.TEST_MIOU
+ACC = Metric.TEST_PIXEL_ACC
 TRIVIAL = 0.005  # |mIoU - pixel accuracy / classes| below this: (almost) one class predicted everywhere
 SKIPS = ("concat", "add", "none")
 

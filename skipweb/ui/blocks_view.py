@@ -12,9 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from db import blocks
+from db.blocks import BlockSeries
 from skipweb import charts, charts_blocks
-from skipweb.ui import compare_data as data
+from skipweb.ui import data
+from skipweb.ui.common import show
 
 EXPLAIN = (
     "For each block, the gradient reaching its input is split into the part that came back **through "
@@ -25,12 +26,7 @@ EXPLAIN = (
 )
 
 
-@st.cache_data(ttl=data.TTL, show_spinner=False)
-def block_series(url: str, run_ids: tuple[int, ...]) -> dict[int, blocks.BlockSeries]:
-    return blocks.read_blocks(url, list(run_ids))
-
-
-def views_for(series: Mapping[str, blocks.BlockSeries]) -> list[str]:
+def views_for(series: Mapping[str, BlockSeries]) -> list[str]:
     """The views that have data for at least one run (no gate view without a highway net...)."""
     kinds = {b.kind for s in series.values() for b in s.layers}
     out = ["ratio"] if kinds - {"none"} else []
@@ -40,10 +36,9 @@ def views_for(series: Mapping[str, blocks.BlockSeries]) -> list[str]:
 
 
 def compare_section(url: str, runs: Sequence[Any], labels: Mapping[int, str]) -> None:
-    from skipweb.ui.compare import show  # compare imports this module
 
     st.subheader("Skip path vs branch")
-    found = block_series(url, data.ids([r.id for r in runs]))
+    found = data.block_series(url, data.ids([r.id for r in runs]))
     series = {labels[r.id]: found[r.id] for r in runs if found.get(r.id)}
     if not series:
         st.info("No block probes recorded for these runs yet (they are recorded every probe step).")
@@ -71,7 +66,7 @@ def compare_section(url: str, runs: Sequence[Any], labels: Mapping[int, str]) ->
 
 def run_section(url: str, run: Any) -> None:
     """One run: skip/branch ratio (or branch gradient for a no-skip net), dead units, and gates."""
-    series = block_series(url, (run.id,)).get(run.id)
+    series = data.block_series(url, (run.id,)).get(run.id)
     st.subheader("Blocks")
     if not series:
         st.info("No block probes recorded for this run.")

@@ -1,4 +1,5 @@
-"""Shared helpers of the dashboard pages: the cached engine, cached queries, query params and sign-in.
+"""Shared helpers of the dashboard pages: links, escaping, showing a chart, query params and sign-in.
+(Every database read is in skipweb.ui.data.)
 
 Sign-in has three modes, picked from the configuration:
 
@@ -11,12 +12,13 @@ In the team modes, viewers read everything; launching, cancelling and deleting n
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
-import bcrypt
+import plotly.graph_objects as go
 import streamlit as st
 
-from db.session import get_engine
+from skipweb.passwords import check_password
 from skipweb.settings import get_settings
 
 USER_KEY = "skipweb_user"
@@ -38,54 +40,13 @@ def link(page: str, label: str, **params) -> None:
 
 
 def escape_md(text: str) -> str:
-    """User text shown inside markdown: every markdown/HTML character escaped, so it stays text."""
-    return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|~$&" else c for c in str(text))
+    """User text (titles, tags, owners, reasons) shown inside markdown: every Markdown, HTML and Streamlit
+    directive character (``:blue[...]``, ``$...$``) backslash-escaped and newlines flattened, so it stays
+    text. The one escaping helper of the dashboard."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text).replace("\n", " "))
 
 
-# ---- database --------------------------------------------------------------------------------------
-def db_url() -> str:
-    return get_settings().db_url
-
-
-@st.cache_resource(show_spinner=False)
-def _engine(url: str):
-    return get_engine(url)
-
-
-def engine():
-    """The shared SQLAlchemy engine for the settings' database (one per URL, per server process)."""
-    return _engine(db_url())
-
-
-@st.cache_data(ttl=3, show_spinner=False)
-def _runs(url: str, experiment_id, status, family, tag, run_ids, limit):
-    from db.run_queries import list_runs
-
-    return list_runs(_engine(url), experiment_id, status, family, tag, run_ids, limit)
-
-
-def cached_runs(experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500):
-    """list_runs, cached for a few seconds (records are plain, picklable dataclasses)."""
-    status = tuple(status) if isinstance(status, list | tuple | set) else status
-    run_ids = tuple(run_ids) if run_ids is not None else None
-    return _runs(db_url(), experiment_id, status, family, tag, run_ids, limit)
-
-
-@st.cache_data(ttl=3, show_spinner=False)
-def _experiments(url: str, tag):
-    from db.experiments import list_experiments
-
-    return list_experiments(_engine(url), tag)
-
-
-def cached_experiments(tag=None):
-    return _experiments(db_url(), tag)
-
-
-def clear_caches() -> None:
-    """After a write (launch, cancel, delete): drop cached query results so the next read is fresh."""
-    _runs.clear()
-    _experiments.clear()
+_MD_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~:$&")
 
 
 # ---- query params ----------------------------------------------------------------------------------
@@ -111,35 +72,6 @@ def str_param(name: str) -> str | None:
 
 
 # ---- auth ------------------------------------------------------------------------------------------
-def hash_password(password: str) -> str:
-    """A bcrypt hash for a password-file line ``user:<hash>``."""
-    if not password:
-        raise ValueError("empty password")
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
-
-
-def read_password_file(path: Path) -> dict[str, str]:
-    """user -> bcrypt hash, from lines ``user:hash`` (blank lines and ``#`` comments ignored)."""
-    users: dict[str, str] = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or ":" not in line:
-            continue
-        user, _, hashed = line.partition(":")
-        users[user.strip()] = hashed.strip()
-    return users
-
-
-def check_password(path: Path, user: str, password: str) -> bool:
-    hashed = read_password_file(path).get(user)
-    if not hashed or not password:
-        return False
-    try:
-        return bcrypt.checkpw(password.encode(), hashed.encode())
-    except ValueError:  # a malformed hash in the file
-        return False
-
-
 def oidc_configured() -> bool:
     """True when secrets.toml has an [auth] section (Streamlit's built-in OIDC sign-in)."""
     try:
@@ -250,3 +182,48 @@ def story_links(exps) -> None:
             done, total = sum(e.counts.get(s, 0) for s in FINAL_STATUSES), sum(e.counts.values())
             state = "finished: see what it found" if done == total else f"{done} of {total} runs finished so far"
             link("present", f"Story «{STORIES[key].title}» (experiment {e.id}), {state} →", story=key)
+
+
+# ---- charts on a page ------------------------------------------------------------------------------------
+HAS_KALEIDO = importlib.util.find_spec("kaleido") is not None
+
+
+def download_html(fig: go.Figure, name: str, key: str) -> None:
+    """Self-contained interactive HTML (plotly.js inlined), generated only when clicked."""
+    st.download_button(
+        f"Download {name} (HTML)",
+        data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+        file_name=f"{name}.html",
+        mime="text/html",
+        key=f"dl-html-{key}",
+        on_click="ignore",
+    )
+    if HAS_KALEIDO:
+        st.download_button(
+            f"Download {name} (PNG)",
+            data=lambda: fig.to_image(format="png"),
+            file_name=f"{name}.png",
+            mime="image/png",
+            key=f"dl-png-{key}",
+            on_click="ignore",
+        )
+
+
+def show(fig: go.Figure, name: str, key: str) -> None:
+    st.plotly_chart(fig, key=f"chart-{key}")
+    download_html(fig, name, key)
+
+
+# ---- segmentation masks as pictures -------------------------------------------------------------------
+PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
+IGNORE_COLOR = (128, 128, 128)
+
+
+def colorize(mask):
+    """(H, W) class ids -> (H, W, 3) uint8; ignored pixels (255) grey."""
+    import numpy as np
+
+    out = np.zeros((*mask.shape, 3), dtype=np.uint8)
+    for c in np.unique(mask):
+        out[mask == c] = IGNORE_COLOR if c == 255 else PALETTE[int(c) % len(PALETTE)]
+    return out

@@ -14,10 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from skipweb import facts
 from skipweb.charts_landscape import interp_figure, landscape_figures
-from skipweb.ui.common import can_write, db_url, escape_md, link
+from skipweb.ui import data
+from skipweb.ui.common import can_write, escape_md, link
 
-TTL = 5
 HOW = (
     "Compute one with **Compute landscape** on the run's Run detail page, or from a shell: "
     "`skipweb landscape {run}` (add `--queue` to send it to the workers). Launch can also ask for one after "
@@ -26,28 +27,6 @@ HOW = (
 
 
 # ---- cached reads ------------------------------------------------------------------------------------------
-@st.cache_data(ttl=TTL, show_spinner=False)
-def landscapes(url: str, run_ids: tuple[int, ...], kind: str = "2d") -> dict[int, Any]:
-    """run id → its newest stored slice of ``kind`` (db.landscapes.LandscapeRecord)."""
-    from db.landscapes import latest_landscapes
-
-    return latest_landscapes(url, list(run_ids), kind)
-
-
-@st.cache_data(ttl=2, show_spinner=False)
-def jobs(url: str, run_id: int) -> list[Any]:
-    from db.landscape_jobs import list_jobs
-
-    return list_jobs(url, run_id)
-
-
-@st.cache_data(ttl=2, show_spinner=False)
-def latest_jobs(url: str, run_ids: tuple[int, ...]) -> dict[int, Any]:
-    from db.landscape_jobs import latest_jobs
-
-    return latest_jobs(url, list(run_ids))
-
-
 def describe(land: Any) -> str:
     subset = "all" if land.subset is None else f"{land.subset}"
     return (
@@ -60,8 +39,8 @@ def describe(land: Any) -> str:
 def run_section(run: Any) -> None:
     """Run detail: the run's surface (contour + 3-D) and init→final line, its jobs, the Compute button."""
     st.subheader("Loss landscape")
-    url = db_url()
-    land = landscapes(url, (run.id,)).get(run.id)
+    url = data.db_url()
+    land = data.landscape_slices(url, (run.id,)).get(run.id)
     if land is None:
         st.info("No loss landscape for this run yet.")
     else:
@@ -69,7 +48,7 @@ def run_section(run: Any) -> None:
         st.plotly_chart(contour, key="landscape_contour")
         st.plotly_chart(surface, key="landscape_surface")
         st.caption(describe(land))
-        line = landscapes(url, (run.id,), "interp").get(run.id)
+        line = data.landscape_slices(url, (run.id,), "interp").get(run.id)
         if line is not None:
             st.plotly_chart(
                 interp_figure({run.label: list(zip(line.x, line.loss, strict=True))}), key="landscape_interp"
@@ -80,8 +59,7 @@ def run_section(run: Any) -> None:
 
 
 def compute_form(run: Any) -> None:
-    from skipweb.landscape import DEFAULT_GRID, DEFAULT_RANGE  # torch: only on the page that needs it
-    from skipweb.launch import landscape_blocker
+    from skipweb.services.landscapes import landscape_blocker
 
     why = landscape_blocker(run)
     writable = can_write()
@@ -91,12 +69,12 @@ def compute_form(run: Any) -> None:
             "Grid (N×N)",
             3,
             101,
-            DEFAULT_GRID,
+            facts.LANDSCAPE_GRID,
             key="landscape_grid",
             help="odd: the centre is the final weights",
         )
         range_ = c2.number_input(
-            "Range ±R", 0.01, 10.0, DEFAULT_RANGE, key="landscape_range", help="filter-normalized units"
+            "Range ±R", 0.01, 10.0, facts.LANDSCAPE_RANGE, key="landscape_range", help="filter-normalized units"
         )
         go_ = st.form_submit_button(
             "Compute landscape", type="primary", key="landscape_go", disabled=why is not None or not writable
@@ -110,25 +88,23 @@ def compute_form(run: Any) -> None:
 
 
 def request(run_id: int, **params) -> None:
-    """Write the job and publish it (skipweb.launch.request_landscape); say what happened."""
-    from skipweb.launch import request_landscape
+    """Write the job and publish it (skipweb.services.landscapes.request_landscape); say what happened."""
+    from skipweb.services.landscapes import request_landscape
     from skipweb.spec import SpecError
-    from skipweb.ui.launch import celery_app
 
     try:
-        req = request_landscape(run_id, db=db_url(), celery=celery_app(), **params)
+        req = request_landscape(run_id, db=data.db_url(), celery=data.celery_app(), **params)
     except SpecError as e:
         st.error(str(e).splitlines()[0])
         return
-    jobs.clear()
-    latest_jobs.clear()
+    data.clear()
     st.success(f"Landscape job {req.job_id} queued: a worker computes it and this page shows it when stored.")
     if req.warning:
         st.warning(req.warning)
 
 
 def jobs_table(url: str, run_id: int) -> None:
-    found = jobs(url, run_id)
+    found = data.landscape_jobs_of(url, run_id)
     if not found:
         return
     newest = found[0]
@@ -162,21 +138,21 @@ def pair_figures(
     url: str, run_ids: Sequence[int], labels: Mapping[int, str]
 ) -> tuple[go.Figure, go.Figure] | None:
     """(contours, surfaces) of the given runs' landscapes on ONE colour scale; None when none has one."""
-    have = landscapes(url, tuple(sorted(set(run_ids))))
+    have = data.landscape_slices(url, tuple(sorted(set(run_ids))))
     chosen = {labels[r]: have[r] for r in run_ids if r in have}
     return landscape_figures(chosen) if chosen else None
 
 
 def first_pair(url: str, runs: Sequence[Any]) -> list[int]:
     """The first two runs (in the given order) that have a 2-D landscape."""
-    have = landscapes(url, tuple(sorted({r.id for r in runs})))
+    have = data.landscape_slices(url, tuple(sorted({r.id for r in runs})))
     return [r.id for r in runs if r.id in have][:2]
 
 
 def compare_section(url: str, runs: Sequence[Any], labels: Mapping[int, str]) -> None:
     """Compare: which runs have a landscape; two of them side by side on one colour scale."""
     st.subheader("Loss landscape")
-    have = landscapes(url, tuple(sorted({r.id for r in runs})))
+    have = data.landscape_slices(url, tuple(sorted({r.id for r in runs})))
     with_one = [r.id for r in runs if r.id in have]
     lacking = [r for r in runs if r.id not in have]
     if with_one:
@@ -199,7 +175,7 @@ def compare_section(url: str, runs: Sequence[Any], labels: Mapping[int, str]) ->
                 )
             st.caption(describe(have[picked[0]]) + " One colour scale for both panels; log10 of the loss.")
     if lacking:
-        active = latest_jobs(url, tuple(r.id for r in lacking))
+        active = data.latest_landscape_jobs(url, tuple(r.id for r in lacking))
         names = []
         for r in lacking:
             job = active.get(r.id)

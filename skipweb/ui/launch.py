@@ -1,6 +1,6 @@
 """Launch page: choose families, depths, options, data and recipe; see the grid; submit it.
 
-The grid is validated by the same ``skipweb.launch.plan`` as the CLI before anything is written; an
+The grid is validated by the same ``skipweb.grid.plan`` as the CLI before anything is written; an
 invalid choice shows its one-line SpecError and queues nothing.
 """
 
@@ -11,19 +11,18 @@ import itertools
 import pandas as pd
 import streamlit as st
 
+from skipweb import facts
 from skipweb.data import get_dataset_info, list_datasets
-from skipweb.landscape import DEFAULT_GRID
-from skipweb.launch import plan, split_list, submit
+from skipweb.grid import plan, split_list
 from skipweb.models import get_info, list_models
 from skipweb.recipes import recipe_for
+from skipweb.services.launch import submit
 from skipweb.spec import RunSpec, SpecError
 from skipweb.stories import STORIES
+from skipweb.ui import data
 from skipweb.ui.common import (
-    cached_experiments,
     can_write,
-    clear_caches,
     current_user,
-    engine,
     fmt_count,
     link,
     story_links,
@@ -39,7 +38,7 @@ BASE_DEFAULTS = {
     "probe_every": 10,
     "queue": "cpu",
     "landscape": False,
-    "landscape_grid": DEFAULT_GRID,
+    "landscape_grid": facts.LANDSCAPE_GRID,
     "title": "",
     "tags": "",
     "description": "",
@@ -140,7 +139,7 @@ def page() -> None:
     if not writable:
         write_denied_note()
 
-    exps = cached_experiments()
+    exps = data.cached_experiments()
     if not exps:
         demo_box(writable)
     story_links(exps)
@@ -307,31 +306,8 @@ def page() -> None:
         )
 
 
-@st.cache_data(ttl=3, show_spinner=False)
-def _succeeded(url_key: str, hashes: tuple[str, ...]) -> dict[str, int]:
-    from db.run_queries import succeeded_hashes
-
-    return succeeded_hashes(engine(), hashes)
-
-
 def succeeded(hashes: tuple[str, ...]) -> dict[str, int]:
-    return _succeeded(str(engine().url), hashes)
-
-
-@st.cache_resource(show_spinner=False)
-def _celery(data_dir: str, broker_url: str | None):
-    from skipweb.settings import Settings
-    from workers.celery_app import make_app
-
-    return make_app(Settings(data_dir=data_dir, broker_url=broker_url))
-
-
-def celery_app():
-    """The Celery app for this process's settings (the embedded broker lives in the data dir)."""
-    from skipweb.settings import get_settings
-
-    s = get_settings()
-    return _celery(str(s.data_dir), s.broker_url)
+    return data.succeeded(data.db_url(), hashes)
 
 
 def do_submit(
@@ -349,15 +325,14 @@ def do_submit(
             tags=tags,
             force=force,
             queue=queue,
-            db=engine(),
-            celery=celery_app(),
+            db=data.engine(),
+            celery=data.celery_app(),
             landscape=landscape,
         )
     except SpecError as e:
         st.error(str(e).splitlines()[0])
         return
-    clear_caches()
-    _succeeded.clear()
+    data.clear()
     if result.experiment_id is None:
         st.warning(f"nothing queued: all {len(result.skipped)} configurations already succeeded")
         return

@@ -11,8 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from skipweb import charts, charts_blocks
-from skipweb.ui import blocks_view, compare, landscape_view, story_view
-from skipweb.ui import compare_data as data
+from skipweb.ui import data, landscape_view, selection, story_view
+from skipweb.ui.common import escape_md
 
 CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "blocks", "landscape")
 DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")
@@ -28,15 +28,6 @@ header[data-testid="stHeader"] {display: none;}
 section[data-testid="stSidebar"] {display: none;}
 </style>
 """
-
-
-def escape_markdown(text: str) -> str:
-    """User text shown literally: every Markdown punctuation character is backslash-escaped (Streamlit
-    never renders raw HTML without unsafe_allow_html, which user text never gets)."""
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text.replace("\n", " "))
-
-
-_MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$")
 
 
 def parse_charts(text: str | None) -> tuple[list[str], str | None]:
@@ -58,12 +49,12 @@ def page() -> None:
         return
     url = data.db_url()
     try:
-        sel = compare.resolve(url, params)
+        sel = selection.resolve(url, params)
     except Exception as e:  # unreachable / unmigrated database
         st.error(f"Cannot read the database ({type(e).__name__}): {str(e).splitlines()[0]}")
         return
     title = params.get("title", "")[:MAX_TEXT]
-    st.title(escape_markdown(title) or "skipweb", anchor=False)
+    st.title(escape_md(title) or "skipweb", anchor=False)
     notes = params.get("notes", "")[:MAX_TEXT]
     if notes:
         st.text(notes)
@@ -88,20 +79,20 @@ def page() -> None:
         _chart(name, url, sel, keys)
 
 
-def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None:
+def _chart(name: str, url: str, sel: selection.Selection, keys: list[str]) -> None:
     runs = sel.runs
     if name == "curves":
         key = (
             sel.metric
             if sel.metric in keys
-            else (compare.DEFAULT_METRIC if compare.DEFAULT_METRIC in keys else None)
+            else (selection.DEFAULT_METRIC if selection.DEFAULT_METRIC in keys else None)
         )
         if key is None:
             st.info("No metrics logged yet.")
             return
-        fig = compare.curve_figure(url, runs, key, sel.x, sel.smooth, sel.log, sel.fold)
+        fig = selection.curve_figure(url, runs, key, sel.x, sel.smooth, sel.log, sel.fold)
     elif name in ("heatmaps", "depth"):
-        grads, layers = compare.grad_data(url, runs)
+        grads, layers = selection.grad_data(url, runs)
         if not grads:
             st.info("No gradient probes recorded yet.")
             return
@@ -111,8 +102,8 @@ def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None
             last = max(int(s[-1]) for s, _ in grads.values())
             fig = charts.grad_vs_depth(grads, last, colors=charts.color_map(grads))
     elif name == "blocks":  # skip/branch gradient ratio per block over training, one colour scale
-        labels = compare.display_labels(runs)
-        found = blocks_view.block_series(url, data.ids([r.id for r in runs]))
+        labels = selection.display_labels(runs)
+        found = data.block_series(url, data.ids([r.id for r in runs]))
         series = {labels[r.id]: found[r.id] for r in runs if found.get(r.id)}
         if not series:
             st.info("No block probes recorded for these runs yet.")
@@ -120,7 +111,7 @@ def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None
         fig = charts_blocks.block_heatmaps(dict(list(series.items())[:4]), "ratio")
     elif name == "landscape":  # the first two runs with a loss landscape, one colour scale
         pair = landscape_view.pair_figures(
-            url, landscape_view.first_pair(url, runs), compare.display_labels(runs)
+            url, landscape_view.first_pair(url, runs), selection.display_labels(runs)
         )
         if pair is None:
             st.info("No run here has a loss landscape yet (Run detail: Compute landscape).")
@@ -128,7 +119,7 @@ def _chart(name: str, url: str, sel: compare.Selection, keys: list[str]) -> None
         fig = pair[0]
     else:
         latest = data.latest_values(url, data.ids([r.id for r in runs]))
-        rows = compare.final_rows(runs, latest, compare.DEFAULT_METRIC)
+        rows = selection.final_rows(runs, latest, selection.DEFAULT_METRIC)
         if not rows:
             st.info("No run has a final test error yet.")
             return

@@ -10,24 +10,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from skipweb.ui import blocks_view, landscape_view
-from skipweb.ui.common import cached_runs, engine, int_param, link
+from skipweb.facts import CHECKPOINT_NAME
+from skipweb.ui import blocks_view, data, landscape_view
+from skipweb.ui.common import colorize, int_param, link
 
 FAILED = ("failed", "diverged")
-
-
-@st.cache_data(ttl=5, show_spinner=False)
-def _metrics(url: str, run_id: int) -> pd.DataFrame:
-    from db.metrics import read_metrics
-
-    return read_metrics(engine(), [run_id])
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def _layers(url: str, run_id: int):
-    from db.metrics import read_probe_layers
-
-    return read_probe_layers(engine(), [run_id])[run_id]
 
 
 def page() -> None:
@@ -38,13 +25,13 @@ def page() -> None:
             st.info("Open a run from the Runs page, or add ?run=ID to the address.")
         link("runs", "Back to Runs")
         return
-    found = cached_runs(run_ids=[run_id], limit=1)
+    found = data.cached_runs(run_ids=[run_id], limit=1)
     if not found:
         st.error(f"run {run_id} does not exist (it may have been deleted)")
         link("runs", "Back to Runs")
         return
     run = found[0]
-    url = str(engine().url)
+    url = data.db_url()
 
     st.subheader(f"Run {run.id}: {run.label}")
     c1, c2, c3, c4 = st.columns(4)
@@ -94,7 +81,7 @@ def page() -> None:
         )
 
     metrics_section(url, run)
-    layers = _layers(url, run.id)
+    layers = data.probe_layers(url, (run.id,)).get(run.id, [])
     layers_section(run, layers)
     blocks_view.run_section(url, run)
     if run.family == "unet":
@@ -104,7 +91,7 @@ def page() -> None:
 
 def metrics_section(url: str, run) -> None:
     st.subheader("Metrics")
-    df = _metrics(url, run.id)
+    df = data.metric_frame(url, (run.id,))
     if df.empty:
         st.info("No metrics yet" + (": the run has not started." if run.status == "queued" else "."))
         return
@@ -211,54 +198,9 @@ def network_dot(layers) -> str:
     return "\n".join(lines)
 
 
-PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
-IGNORE_COLOR = (128, 128, 128)
-
-
-def colorize(mask):
-    """(H, W) class ids -> (H, W, 3) uint8; ignored pixels (255) grey."""
-    import numpy as np
-
-    out = np.zeros((*mask.shape, 3), dtype=np.uint8)
-    for c in np.unique(mask):
-        out[mask == c] = IGNORE_COLOR if c == 255 else PALETTE[int(c) % len(PALETTE)]
-    return out
-
-
-@st.cache_data(show_spinner="Loading the checkpoint and predicting...", max_entries=8)
-def predictions(spec_json: str, checkpoint_dir: str, mtime: float, n: int = 4):
-    """(images, truths, predictions) for the first ``n`` test images, from the run's last checkpoint, on
-    the CPU. ``mtime`` keys the cache to the checkpoint file's version."""
-    import numpy as np
-    import torch
-
-    from skipweb import checkpoint
-    from skipweb.data import load_dataset
-    from skipweb.settings import get_settings
-    from skipweb.spec import RunSpec
-
-    spec = RunSpec.parse(spec_json)
-    state = checkpoint.load(Path(checkpoint_dir))
-    data = load_dataset(spec.dataset, data_dir=get_settings().datasets_dir, seed=spec.seed, download=False)
-    info = data.info
-    model = spec.build_model(info)
-    model.load_state_dict(state["model"])
-    model.eval()
-    x, y = data.test.x[:n], data.test.y[:n]
-    scale = 255.0 if x.dtype == torch.uint8 else 1.0
-    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.std).view(1, -1, 1, 1)
-    with torch.no_grad():
-        pred = model((x.float() / scale - mean) / std).argmax(1)
-    images = (x.float() / scale).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    return images, y.numpy(), pred.numpy(), int(state.get("epoch", 0))
-
-
 def gallery_section(run) -> None:
     st.subheader("Predictions")
-    ckpt = Path(run.checkpoint_path) / "last.pt" if run.checkpoint_path else None
+    ckpt = Path(run.checkpoint_path) / CHECKPOINT_NAME if run.checkpoint_path else None
     if ckpt is None or not ckpt.is_file():
         st.info(
             "The prediction gallery (image | truth | prediction) needs the run's checkpoint, which is written "
@@ -266,7 +208,7 @@ def gallery_section(run) -> None:
         )
         return
     try:
-        images, truths, preds, epoch = predictions(run.spec_json, run.checkpoint_path, ckpt.stat().st_mtime)
+        images, truths, preds, epoch = data.predictions(run.spec_json, run.checkpoint_path, ckpt.stat().st_mtime)
     except Exception as e:  # a checkpoint from another version, data not on this machine...
         st.warning(
             f"could not draw predictions: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

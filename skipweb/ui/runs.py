@@ -13,13 +13,11 @@ import streamlit as st
 
 from db.errors import RunNotFound, RunStateError
 from db.records import RUN_STATUSES
+from skipweb.facts import ACTIVE_STATUSES, ERROR_KEYS
 from skipweb.models import list_models
+from skipweb.ui import data
 from skipweb.ui.common import (
-    cached_experiments,
-    cached_runs,
     can_write,
-    clear_caches,
-    engine,
     fmt_seconds,
     int_param,
     link,
@@ -28,8 +26,7 @@ from skipweb.ui.common import (
     write_denied_note,
 )
 
-ACTIVE = ("queued", "running")
-ERROR_KEYS = ("test/error", "test_error", "val/error", "test/miou_error")
+ACTIVE = ACTIVE_STATUSES
 
 
 def _now() -> datetime:
@@ -45,9 +42,7 @@ def latest_error(latest: dict[str, float]) -> float | None:
     for key in ERROR_KEYS:
         if key in latest:
             return latest[key]
-    for key, value in sorted(latest.items()):
-        if key.startswith("test") and "err" in key:
-            return value
+    return None
     return None
 
 
@@ -97,7 +92,7 @@ COLUMNS = {
 
 def page() -> None:
     st.title("Runs")
-    exps = cached_experiments()
+    exps = data.cached_experiments()
     exp_id = int_param("exp", what="experiment id")
     qp_family, qp_status, qp_tag = str_param("family"), str_param("status"), str_param("tag")
 
@@ -213,7 +208,7 @@ def experiment_header(exp) -> None:
 def live_table(exp_id, family, status, tag, run_every) -> None:
     @st.fragment(run_every=run_every)
     def table() -> None:
-        runs = cached_runs(experiment_id=exp_id, family=family, status=status, tag=tag)
+        runs = data.cached_runs(experiment_id=exp_id, family=family, status=status, tag=tag)
         if not runs:
             st.info("No runs match these filters.")
             return
@@ -245,7 +240,7 @@ def actions(exp_id) -> None:
     with c2:
         b1, b2 = st.columns(2)
         if b1.button("Cancel", disabled=run_id is None, key="runs_cancel"):
-            _do(lambda: f"run {run_id}: {db_runs.request_cancel(engine(), int(run_id))}")
+            _do(lambda: f"run {run_id}: {db_runs.request_cancel(data.engine(), int(run_id))}")
         if b2.button("Retry", disabled=run_id is None, key="runs_retry"):
             _do(lambda: f"run {run_id} queued again as run {_retry(int(run_id))}")
         link("run", "Open run detail", run=run_id)
@@ -253,25 +248,17 @@ def actions(exp_id) -> None:
         confirm = st.checkbox("Yes, delete it with its metrics", key="runs_confirm_delete")
         d1, d2 = st.columns(2)
         if d1.button("Delete run", disabled=run_id is None or not confirm, key="runs_delete"):
-            _do(lambda: (db_runs.delete_run(engine(), int(run_id)), f"run {run_id} deleted")[1])
+            _do(lambda: (db_runs.delete_run(data.engine(), int(run_id)), f"run {run_id} deleted")[1])
         if d2.button("Delete experiment", disabled=exp_id is None or not confirm, key="runs_delete_exp"):
-            _do(lambda: (delete_experiment(engine(), int(exp_id)), f"experiment {exp_id} deleted")[1])
+            _do(lambda: (delete_experiment(data.engine(), int(exp_id)), f"experiment {exp_id} deleted")[1])
 
 
 def _retry(run_id: int) -> int:
-    from db import runs as db_runs
-    from skipweb.ui.launch import celery_app
+    from skipweb.services.launch import retry
 
-    new_id = db_runs.retry(engine(), run_id)
-    try:
-        from workers.celery_app import enqueue
-
-        queue = "cpu" if db_runs.get_run(engine(), new_id).spec.get("device") == "cpu" else "gpu"
-        enqueue([new_id], queue=queue, celery=celery_app())
-    except Exception as exc:  # the broker is down: the row stays queued; the workers' sweep sends it
-        st.warning(
-            f"broker unreachable ({type(exc).__name__}); run {new_id} stays queued until a worker sweeps"
-        )
+    new_id, warning = retry(run_id, db=data.engine(), celery=data.celery_app())
+    if warning:
+        st.warning(warning)
     return new_id
 
 
@@ -280,4 +267,4 @@ def _do(action) -> None:
         st.success(action())
     except (RunNotFound, RunStateError) as e:
         st.error(str(e).splitlines()[0])
-    clear_caches()
+    data.clear()

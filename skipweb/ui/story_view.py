@@ -12,8 +12,10 @@ from typing import Any
 
 import streamlit as st
 
+from skipweb.facts import CHECKPOINT_NAME
 from skipweb.stories import AGREES, CONTRADICTS, STORIES, Story, StoryView, story_experiment, story_runs
-from skipweb.ui.common import escape_md, link
+from skipweb.ui import data
+from skipweb.ui.common import colorize, escape_md, link
 
 BADGE = {AGREES: "green", CONTRADICTS: "red"}  # anything else: gray
 GALLERY_IMAGES = 4
@@ -38,9 +40,8 @@ def page(params: Mapping[str, str]) -> None:
         st.error(f"Unknown story {key!r}; valid stories: {', '.join(STORIES)}.")
         index(heading=False)
         return
-    from skipweb.ui.compare_data import db_url
 
-    url = db_url()
+    url = data.db_url()
     try:
         exp, runs = _experiment(url, story, params.get("exp"))
     except ValueError as e:
@@ -108,18 +109,16 @@ def render(story: Story, view: StoryView, exp: Any | None, runs: Sequence[Any]) 
 
 def gallery(runs: Sequence[tuple[str, Any]]) -> None:
     """The first test images, the truth, and each run's prediction side by side (from checkpoints)."""
-    from skipweb.ui.run_detail import colorize, predictions
-
     st.subheader("Predictions", anchor=False)
     preds: dict[str, Any] = {}
     images = truths = None
     for name, r in runs:
-        ckpt = Path(r.checkpoint_path) / "last.pt" if r.checkpoint_path else None
+        ckpt = Path(r.checkpoint_path) / CHECKPOINT_NAME if r.checkpoint_path else None
         if ckpt is None or not ckpt.is_file():
             st.caption(f"{name} (run {r.id}): no checkpoint on this machine, no predictions.")
             continue
         try:
-            images, truths, pred, _ = predictions(r.spec_json, r.checkpoint_path, ckpt.stat().st_mtime,
+            images, truths, pred, _ = data.predictions(r.spec_json, r.checkpoint_path, ckpt.stat().st_mtime,
                                                   GALLERY_IMAGES)  # fmt: skip
         except Exception as e:  # data not on this machine, a checkpoint from another version...
             st.caption(f"{name} (run {r.id}): could not predict ({type(e).__name__}).")

@@ -1,4 +1,4 @@
-"""The Celery app, configured from the settings object.
+"""The broker: the Celery app configured from the settings object, publishing, and the one routing rule.
 
 Brokers:
 - embedded (default, no server): kombu's ``filesystem`` transport in ``<data_dir>/broker``. Several
@@ -20,11 +20,9 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from skipweb.facts import QUEUES, TASK_LANDSCAPE, TASK_TRAIN
 from skipweb.settings import Settings, get_settings
 
-TASK_TRAIN = "skipweb.train_run"
-TASK_LANDSCAPE = "skipweb.landscape"
-QUEUES = ("gpu", "cpu")
 WEEK = 7 * 24 * 3600
 
 
@@ -48,6 +46,7 @@ def broker_config(settings: Settings) -> tuple[str, dict]:
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     url, transport_options = broker_config(settings)
+    # the task bodies live in the entry point workers.tasks; Celery imports it by name in a worker process
     app = Celery("skipweb", broker=url, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
@@ -91,12 +90,17 @@ def _publish(task: str, ids: list[int], queue: str, celery: Celery | None) -> No
             celery.send_task(task, args=[int(i)], queue=queue, routing_key=queue, producer=producer)
 
 
-def queue_of_run(record) -> str:
-    """The queue for work on a run's weights: the kind of worker that trained it. ``gpu`` when its spec asks
-    for CUDA or it ran on a GPU worker (the Launch page's gpu queue sends ``device: auto``), else ``cpu``,
-    which CPU workers consume; GPU workers consume only ``gpu``."""
+def route(record) -> str:
+    """The queue for a run, and for work on its weights (a landscape): the one routing rule.
+
+    The queue it was submitted to, stored on its row, wins: a run launched on the gpu queue with
+    ``device: auto`` goes back to gpu when a sweep requeues it. Rows from before the queue was stored go
+    by their spec (``cuda`` → gpu) and by where they ran (a GPU worker → gpu); else cpu, which CPU
+    workers consume (GPU workers consume only gpu)."""
     if record is None:
         return "cpu"
+    if getattr(record, "queue", None) in QUEUES:
+        return record.queue
     try:
         device = record.spec.get("device", "auto")
     except (ValueError, AttributeError):  # a malformed stored spec: go by where it ran
@@ -104,3 +108,22 @@ def queue_of_run(record) -> str:
     if device == "cpu":
         return "cpu"
     return "gpu" if device == "cuda" or (record.device or "").startswith("cuda") else "cpu"
+
+
+def publish_runs(records, celery: Celery | None = None) -> list[int]:
+    """Publish each run's id to :func:`route`'s queue. Returns the ids published."""
+    return _publish_routed(TASK_TRAIN, [(r.id, r) for r in records], celery)
+
+
+def publish_jobs(jobs_and_runs, celery: Celery | None = None) -> list[int]:
+    """Publish landscape job ids, each to its run's queue: ``[(job_id, run_record), ...]``."""
+    return _publish_routed(TASK_LANDSCAPE, list(jobs_and_runs), celery)
+
+
+def _publish_routed(task: str, items, celery: Celery | None) -> list[int]:
+    by_queue: dict[str, list[int]] = {}
+    for i, record in items:
+        by_queue.setdefault(route(record), []).append(int(i))
+    for queue, ids in by_queue.items():
+        _publish(task, ids, queue, celery)
+    return sorted(i for ids in by_queue.values() for i in ids)

@@ -1,5 +1,5 @@
-"""DbSink: the trainer's numbers go to the database. The only db module that imports skipweb's
-training-side code (skipweb.sinks pulls in torch), so import it from workers, never from the UI."""
+"""DbSink: the trainer's numbers go to the database, every write fenced by the worker's lease. It joins the
+training side (skipweb.sinks) to db, so it lives in the service layer, which may use both."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Recovery sweeps, run by every worker at start and then periodically.
+"""Recovery sweeps, run by every worker (workers.tasks starts a Sweeper) at start and then periodically.
 
 1. Runs whose lease expired (their worker died) go back to the queue and resume from their checkpoint;
    past ``max_attempts`` they fail with the reason.
@@ -17,8 +17,10 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from db import runs
+from db import landscape_jobs, runs
 from db.session import get_engine
+from skipweb.facts import QUEUES
+from skipweb.services import broker
 from skipweb.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -40,27 +42,21 @@ def broker_depth(celery, queue: str) -> int | None:
 
 
 def sweep(celery, settings: Settings | None = None, republish_after: float = 30.0) -> dict:
-    from workers.celery_app import QUEUES, enqueue
-
     settings = settings or get_settings()
     engine = get_engine(settings.db_url)
     requeued, ended = runs.requeue_expired(engine, settings.lease_seconds, settings.max_attempts)
+    # each run to its own queue (broker.route): a GPU run must not land on the CPU queue
+    broker.publish_runs([r for i in requeued if (r := runs.get_run(engine, i))], celery)
     republished: list[int] = []
-    for queue in QUEUES:  # each run to its own queue: a GPU run must not land on the CPU queue
-        ids = [i for i in requeued if queue_of(engine, i) == queue]
-        if ids:
-            enqueue(ids, queue=queue, celery=celery)
     # Only when every queue is empty can a queued run have lost its message; otherwise wait.
     if all(broker_depth(celery, q) == 0 for q in QUEUES):
         cutoff = datetime.now(UTC) - timedelta(seconds=republish_after)
-        for record in runs.list_runs(engine, status="queued", limit=10_000):
-            created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
-            if record.id not in requeued and created < cutoff:
-                republished.append(record.id)
-        for queue in QUEUES:
-            ids = [i for i in republished if queue_of(engine, i) == queue]
-            if ids:
-                enqueue(ids, queue=queue, celery=celery)
+        lost = [
+            r
+            for r in runs.list_runs(engine, status="queued", limit=10_000)
+            if r.id not in requeued and _aware(r.created_at) < cutoff
+        ]
+        republished = broker.publish_runs(lost, celery)
     if requeued or ended or republished:
         log.info("sweep: requeued %s, ended %s, republished %s", requeued, ended, republished)
     return {
@@ -71,14 +67,15 @@ def sweep(celery, settings: Settings | None = None, republish_after: float = 30.
     }
 
 
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
 def sweep_landscapes(celery, engine, republish_after: float = 30.0, settings: Settings | None = None) -> dict:
     """Requeue landscape jobs whose worker died (lease older than the settings' ``lease_seconds``) or fail
     them past ``max_attempts``; settle pending jobs of ended runs; publish the requeued and released ones,
     and every queued one older than ``republish_after`` when the broker's queues are empty (its message
     may be lost)."""
-    from db import landscape_jobs
-    from workers.celery_app import QUEUES, enqueue_landscapes, queue_of_run
-
     settings = settings or get_settings()
     requeued, lost = landscape_jobs.requeue_expired_jobs(
         engine, settings.lease_seconds, settings.max_attempts
@@ -89,12 +86,7 @@ def sweep_landscapes(celery, engine, republish_after: float = 30.0, settings: Se
     todo = [(j, r) for j, r in landscape_jobs.queued_jobs(engine) if j in fresh]
     if all(broker_depth(celery, q) == 0 for q in QUEUES):
         todo = landscape_jobs.queued_jobs(engine, older_than=republish_after) + todo
-    by_queue: dict[str, list[int]] = {}
-    for job_id, run_id in dict(todo).items():
-        by_queue.setdefault(queue_of_run(runs.get_run(engine, run_id)), []).append(job_id)
-    for queue, ids in by_queue.items():
-        enqueue_landscapes(ids, queue=queue, celery=celery)
-    published = sorted(j for ids in by_queue.values() for j in ids)
+    published = broker.publish_jobs([(j, runs.get_run(engine, r)) for j, r in dict(todo).items()], celery)
     if requeued or released or failed or published:
         log.info(
             "sweep: landscape jobs requeued %s, released %s, failed %s, published %s",
@@ -104,12 +96,6 @@ def sweep_landscapes(celery, engine, republish_after: float = 30.0, settings: Se
             published,
         )
     return {"landscapes_requeued": requeued, "landscapes_failed": failed, "landscapes_published": published}
-
-
-def queue_of(engine, run_id: int) -> str:
-    record = runs.get_run(engine, run_id)
-    device = record.spec.get("device", "auto") if record else "auto"
-    return "gpu" if device == "cuda" else "cpu"
 
 
 class Sweeper(threading.Thread):

@@ -1,0 +1,60 @@
+"""One source for the names every layer shares: run and job statuses, metric keys, block statistics,
+checkpoint names, queues and loss-landscape defaults.
+
+This module imports nothing, so the database layer, the trainer, the workers and the UI can all use it
+without pulling each other in. (Migrations keep their own frozen copies: history must not move when a
+name is added here.)
+"""
+
+from __future__ import annotations
+
+# ---- statuses -------------------------------------------------------------------------------------------
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
+FINAL_STATUSES = ("succeeded", "failed", "diverged", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+RETRYABLE_STATUSES = ("failed", "cancelled", "diverged")
+LANDSCAPE_JOB_STATUSES = ("pending", "queued", "running", "succeeded", "failed")
+
+
+# ---- metric keys (what the trainer writes; everything that reads metrics names them from here) -----------
+class Metric:
+    TRAIN_LOSS = "train/loss"  # per logged step
+    TRAIN_ERROR = "train/error"
+    LR = "lr"
+    SAMPLES_PER_S = "samples_per_s"
+    EPOCH_TRAIN_LOSS = "epoch/train_loss"  # per epoch: the mean over the epoch's batches
+    EPOCH_TRAIN_ERROR = "epoch/train_error"
+    EPOCH_TIME = "time/epoch_s"
+    TEST_LOSS = "test/loss"  # per epoch, on the held-out split ("val/..." when a validation split is kept)
+    TEST_ERROR = "test/error"
+    VAL_ERROR = "val/error"
+    TEST_MIOU = "test/miou"  # segmentation
+    TEST_DICE = "test/dice"
+    TEST_PIXEL_ACC = "test/pixel_acc"
+
+
+def split_key(split: str, score: str) -> str:
+    """The metric key of an evaluation score: ``split_key("test", "error") == "test/error"``."""
+    return f"{split}/{score}"
+
+
+# the held-out error a table shows for a run, in order of preference (classification, then validation)
+ERROR_KEYS = (Metric.TEST_ERROR, Metric.VAL_ERROR)
+
+# ---- per-block probe statistics (skipweb.probes computes them; db.tables.blocks stores them) -------------
+BLOCK_STATS = ("skip_grad", "branch_grad", "act_mean", "act_std", "act_dead", "gate")
+
+# ---- files ------------------------------------------------------------------------------------------------
+CHECKPOINT_NAME = "last.pt"  # in a run's checkpoint directory: the latest epoch's state
+
+# ---- queues and tasks ---------------------------------------------------------------------------------------
+QUEUES = ("gpu", "cpu")
+TASK_TRAIN = "skipweb.train_run"
+TASK_LANDSCAPE = "skipweb.landscape"
+
+# ---- loss-landscape defaults (the CLI, the Run detail button and a job row without values use these) --------
+LANDSCAPE_GRID = 11
+LANDSCAPE_RANGE = 1.0
+LANDSCAPE_SUBSET = 512
+LANDSCAPE_SEED = 0
+LANDSCAPE_RANGE_MAX = 1000.0

@@ -1,0 +1,130 @@
+"""Submitting runs: the one path from a grid of choices to committed rows and broker messages.
+
+The CLI (`skipweb submit`) and the dashboard's Launch page both call ``plan`` then ``submit``:
+1. ``plan`` expands families × depths × seeds into validated specs. Any invalid combination raises
+   SpecError (one line) before anything is written — nothing is ever half-queued.
+2. ``submit`` writes the experiment and its runs in ONE transaction, commits, and only then publishes
+   the run ids. A configuration that already succeeded is skipped unless ``force``.
+If the broker is unreachable the runs stay queued in the database and a worker's sweep publishes them
+later; ``SubmitResult.warning`` says so.
+
+Loss landscapes follow the same path: ``submit(..., landscape={...})`` writes one ``pending`` job per
+run in that same transaction (the run's worker queues it when the run succeeds);
+skipweb.services.landscapes.request_landscape queues one for a finished run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from skipweb.grid import row
+from skipweb.services import broker
+from skipweb.spec import RunSpec, SpecError
+
+log = logging.getLogger(__name__)
+TEXT_LIMIT = 200  # experiments.title and owner: String(200) (PostgreSQL refuses more; SQLite would keep it)
+
+
+@dataclass
+class SubmitResult:
+    experiment_id: int | None
+    run_ids: list[int]
+    skipped: list[dict] = field(default_factory=list)  # {"label", "config_hash", "run_id"} already succeeded
+    warning: str | None = None
+    landscape_job_ids: list[int] = field(default_factory=list)  # pending, one per run
+
+    def as_json(self) -> dict:
+        return {
+            "experiment_id": self.experiment_id,
+            "run_ids": self.run_ids,
+            "skipped": self.skipped,
+            **({"landscape_job_ids": self.landscape_job_ids} if self.landscape_job_ids else {}),
+            **({"warning": self.warning} if self.warning else {}),
+        }
+
+
+def submit(
+    specs: Sequence[RunSpec],
+    *,
+    title: str,
+    description: str = "",
+    owner: str | None = None,
+    tags: Sequence[str] = (),
+    force: bool = False,
+    queue: str = "cpu",
+    db=None,
+    celery=None,
+    landscape: Mapping[str, Any] | None = None,
+) -> SubmitResult:
+    """Write the experiment and its runs in one transaction, then publish the run ids. ``landscape``
+    (``{}`` for the defaults, or ``grid``, ``range_``, ``subset``, ``seed``): also a pending loss-landscape
+    job per run, computed once the run succeeds; a bad value raises SpecError and writes nothing."""
+    from db import experiments, landscape_jobs, runs
+    from db.session import session_scope
+
+    if not specs:
+        raise SpecError("nothing to submit")
+    for name, text in (("title", title), ("owner", owner or "")):
+        if len(text) > TEXT_LIMIT:
+            raise SpecError(f"the {name} is {len(text)} characters long; at most {TEXT_LIMIT}")
+    if len({s.config_hash() for s in specs}) < len(specs):
+        raise SpecError("the grid repeats a configuration; make each family/depth/seed combination unique")
+    with session_scope(db) as session:
+        done = {} if force else runs.succeeded_hashes(session, [s.config_hash() for s in specs])
+        todo = [s for s in specs if s.config_hash() not in done]
+        skipped = [
+            {"label": s.label, "config_hash": s.config_hash(), "run_id": done[s.config_hash()]}
+            for s in specs
+            if s.config_hash() in done
+        ]
+        if not todo:
+            return SubmitResult(None, [], skipped)
+        exp_id = experiments.create_experiment(session, title, description, owner=owner, tags=list(tags))
+        ids = runs.add_runs(session, exp_id, [row(s) for s in todo], queue=queue)
+        jobs = []
+        if landscape is not None:
+            try:
+                jobs = landscape_jobs.create_jobs(session, ids, status="pending", **landscape)
+            except (TypeError, ValueError) as e:  # rolls the whole submission back
+                raise SpecError(f"loss landscape: {e}") from None
+    # committed: a worker may now see the rows, so the ids can go out
+    warning = None
+    try:
+        broker.enqueue(ids, queue=queue, celery=celery)
+    except Exception as exc:  # the broker is down: rows stay queued; the workers' sweep republishes them
+        log.warning("could not publish run ids: %s", exc)
+        warning = (
+            f"broker unreachable ({type(exc).__name__}); runs stay queued and are sent when a worker sweeps"
+        )
+    return SubmitResult(exp_id, ids, skipped, warning, jobs)
+
+
+
+
+def record_local(spec: RunSpec, *, title: str, tags: Sequence[str], owner: str | None, db=None) -> int:
+    """A run that this process trains itself (``skipweb train``): written like a submitted one, so it shows
+    in the dashboard, but published to no queue. Returns its id."""
+    from db import experiments, runs
+    from db.session import session_scope
+
+    with session_scope(db) as session:
+        exp = experiments.create_experiment(session, title, owner=owner, tags=list(tags))
+        (run_id,) = runs.add_runs(session, exp, [row(spec)])
+    return run_id
+
+
+def retry(run_id: int, *, db=None, celery=None) -> tuple[int, str | None]:
+    """Queue a new run with a failed (cancelled, diverged) run's spec, to the same queue. Returns the new
+    id and a warning when the broker could not be reached (the run stays queued; the sweep sends it)."""
+    from db import runs
+
+    new_id = runs.retry(db, run_id)
+    try:
+        broker.publish_runs([runs.get_run(db, new_id)], celery)
+    except Exception as exc:  # the broker is down: the row stays queued; the workers' sweep sends it
+        log.warning("could not publish run %s: %s", new_id, exc)
+        return new_id, f"broker unreachable ({type(exc).__name__}); run {new_id} stays queued until a worker sweeps"
+    return new_id, None

@@ -1,0 +1,182 @@
+"""The UI's one data layer: every read a page makes, cached under one policy, and one ``clear()``.
+
+Policy: a database read (:func:`read`) is cached for ``TTL`` seconds, keyed by the database URL first (so
+two databases never share entries): reruns triggered by a slider do not hit the database, and running
+experiments still show new points within seconds. Pure computations keyed by everything they depend on
+(a model's size, a checkpoint's predictions keyed by its mtime) are cached without expiry. After a write
+(launch, cancel, delete, retry) a page calls :func:`clear`, which drops every database read at once.
+Results are plain records, DataFrames and arrays; pages never see a table class or write SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from db import blocks, experiments, landscape_jobs, landscapes, metrics, run_queries
+from db.records import ExperimentRecord, ProbeLayerRecord, RunRecord
+from db.session import get_engine
+from skipweb.settings import get_settings
+
+TTL = 3
+F = TypeVar("F", bound=Callable[..., Any])
+_READS: list[Any] = []
+
+
+def read(fn: F) -> F:
+    """A cached database read (TTL seconds), cleared by :func:`clear`."""
+    cached = st.cache_data(ttl=TTL, show_spinner=False)(fn)
+    _READS.append(cached)
+    return cached  # type: ignore[return-value]
+
+
+def clear() -> None:
+    """After a write: drop every cached database read, so the next one is fresh."""
+    for fn in _READS:
+        fn.clear()
+
+
+def db_url() -> str:
+    return get_settings().db_url
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str):
+    return get_engine(url)
+
+
+def engine():
+    """The shared SQLAlchemy engine for the settings' database (one per URL, per server process)."""
+    return _engine(db_url())
+
+
+def ids(run_ids: Sequence[int]) -> tuple[int, ...]:
+    """A canonical cache key for a set of runs."""
+    return tuple(sorted({int(i) for i in run_ids}))
+
+
+# ---- experiments and runs -------------------------------------------------------------------------------
+@read
+def list_experiments(url: str, tag: str | None = None) -> list[ExperimentRecord]:
+    return experiments.list_experiments(_engine(url), tag)
+
+
+@read
+def runs(url: str, experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500) -> list[RunRecord]:
+    """run_queries.list_runs; ``status`` and ``run_ids`` as tuples (hashable)."""
+    return run_queries.list_runs(_engine(url), experiment_id, status, family, tag, run_ids, limit)
+
+
+def cached_runs(experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500):
+    """:func:`runs` on the settings' database, from any filter values."""
+    status = tuple(status) if isinstance(status, list | tuple | set) else status
+    run_ids = tuple(run_ids) if run_ids is not None else None
+    return runs(db_url(), experiment_id, status, family, tag, run_ids, limit)
+
+
+def cached_experiments(tag=None):
+    return list_experiments(db_url(), tag)
+
+
+@read
+def experiment_runs(url: str, experiment_id: int) -> list[RunRecord]:
+    return sorted(run_queries.list_runs(_engine(url), experiment_id=experiment_id, limit=None), key=lambda r: r.id)
+
+
+@read
+def runs_by_id(url: str, run_ids: tuple[int, ...]) -> list[RunRecord]:
+    return sorted(run_queries.list_runs(_engine(url), run_ids=list(run_ids), limit=None), key=lambda r: r.id)
+
+
+@read
+def all_runs(url: str, limit: int = 500) -> list[RunRecord]:
+    return run_queries.list_runs(_engine(url), limit=limit)
+
+
+@read
+def succeeded(url: str, hashes: tuple[str, ...]) -> dict[str, int]:
+    return run_queries.succeeded_hashes(_engine(url), hashes)
+
+
+# ---- metrics and probes ---------------------------------------------------------------------------------
+@read
+def metric_frame(url: str, run_ids: tuple[int, ...], keys: tuple[str, ...] | None = None) -> pd.DataFrame:
+    return metrics.read_metrics(_engine(url), list(run_ids), keys=None if keys is None else list(keys))
+
+
+@read
+def metric_display(url: str, run_ids: tuple[int, ...], key: str, max_points: int = 2000) -> pd.DataFrame:
+    """One key's history for display: long series averaged into at most ``max_points`` buckets in the
+    database (db.metrics.read_metrics_display)."""
+    return metrics.read_metrics_display(_engine(url), run_ids, key, max_points)
+
+
+@read
+def metric_keys(url: str, run_ids: tuple[int, ...]) -> list[str]:
+    """Keys that have a latest value for any of the runs (cheap: latest_metrics, not the history)."""
+    return sorted({k for d in metrics.latest(_engine(url), list(run_ids)).values() for k in d})
+
+
+@read
+def latest_values(url: str, run_ids: tuple[int, ...]) -> dict[int, dict[str, float]]:
+    return metrics.latest(_engine(url), list(run_ids))
+
+
+@read
+def grad_matrices(url: str, run_ids: tuple[int, ...], stat: str = "grad_norm") -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    return metrics.read_grad(_engine(url), list(run_ids), stat=stat)
+
+
+@read
+def probe_layers(url: str, run_ids: tuple[int, ...]) -> dict[int, list[ProbeLayerRecord]]:
+    return metrics.read_probe_layers(_engine(url), list(run_ids))
+
+
+@read
+def block_series(url: str, run_ids: tuple[int, ...]) -> dict[int, blocks.BlockSeries]:
+    return blocks.read_blocks(_engine(url), list(run_ids))
+
+
+# ---- loss landscapes ------------------------------------------------------------------------------------
+@read
+def landscape_slices(url: str, run_ids: tuple[int, ...], kind: str = "2d") -> dict[int, Any]:
+    """run id → its newest stored slice of ``kind`` (db.landscapes.LandscapeRecord)."""
+    return landscapes.latest_landscapes(_engine(url), list(run_ids), kind)
+
+
+@read
+def landscape_jobs_of(url: str, run_id: int) -> list[Any]:
+    return landscape_jobs.list_jobs(_engine(url), run_id)
+
+
+@read
+def latest_landscape_jobs(url: str, run_ids: tuple[int, ...]) -> dict[int, Any]:
+    return landscape_jobs.latest_jobs(_engine(url), list(run_ids))
+
+
+# ---- pure computations (no expiry: keyed by all they depend on) ------------------------------------------
+@st.cache_data(show_spinner="Loading the checkpoint and predicting...", max_entries=8)
+def predictions(spec_json: str, checkpoint_dir: str, mtime: float, n: int = 4):
+    """skipweb.evaluate.predict_examples for the first ``n`` test images of a run's last checkpoint, on the
+    CPU. ``mtime`` keys the cache to the checkpoint file's version."""
+    from skipweb.evaluate import predict_examples
+
+    return predict_examples(spec_json, checkpoint_dir, get_settings().datasets_dir, n)
+
+
+@st.cache_resource(show_spinner=False)
+def _celery(data_dir: str, broker_url: str | None):
+    from skipweb.services.broker import make_app
+    from skipweb.settings import Settings
+
+    return make_app(Settings(data_dir=data_dir, broker_url=broker_url))
+
+
+def celery_app():
+    """The Celery app for this process's settings (the embedded broker lives in the data dir)."""
+    s = get_settings()
+    return _celery(str(s.data_dir), s.broker_url)

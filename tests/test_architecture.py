@@ -1,0 +1,47 @@
+"""The house's layers (.importlinter): entry points → services → stories → db | ML modules, no cycles.
+
+``lint-imports`` checks the contracts on the real import graph. grimp reads every import statement,
+including those inside functions, so an import hidden in a function body cannot undo a layer: the second
+test pins that.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold() -> None:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert exe, "import-linter is not installed (requirements-dev.txt)"
+    out = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
+def test_function_local_imports_are_in_the_graph() -> None:
+    graph = grimp.build_graph("skipweb", "db", "workers")
+    # `skipweb worker` imports the broker inside the command's function body
+    assert graph.direct_import_exists(importer="skipweb.cli.runs", imported="skipweb.services.broker")
+    # and the sink imports nothing of db at module level that the graph would miss
+    assert graph.direct_import_exists(importer="skipweb.services.sink", imported="db.metrics")
+
+
+def test_db_never_imports_torch_at_run_time() -> None:
+    """The contract, observed: importing every db module loads no torch (a fresh interpreter)."""
+    code = (
+        "import pkgutil, importlib, sys, db\n"
+        "for m in pkgutil.walk_packages(db.__path__, 'db.'):\n"
+        "    if '.migrations' not in m.name: importlib.import_module(m.name)\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'torchvision', 'streamlit', 'celery'))\n"
+        "print(','.join(bad[:5]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"db imported {out.stdout.strip()}"
