@@ -20,7 +20,7 @@ deepest offered depth in ``bench/recipes.py`` (table in bench/RESULTS.md).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 HE_LR, HE_BATCH = 0.1, 128  # He et al. 2015's CIFAR recipe, the anchor of linear scaling
 
@@ -54,6 +54,9 @@ class Recipe:
         return (f"{self.optimizer} lr {self.lr:g} (momentum {self.momentum:g}, wd {self.weight_decay:g}), batch "
                 f"{self.batch_size}, {self.epochs} epochs, {self.schedule}{warm}. Source: {self.source}.")  # fmt: skip
 
+
+
+RECIPE_FIELDS = tuple(f.name for f in fields(Recipe) if f.name != "source")  # what a recipe decides
 
 def _he(epochs: int, batch_size: int, **kw) -> Recipe:
     return Recipe(epochs=epochs, batch_size=batch_size, lr=scaled_lr(batch_size), **kw)

@@ -13,13 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from skipweb.data import get_dataset_info
-from skipweb.models import get_info
+from skipweb.errors import SpecError  # noqa: F401  (re-exported: the error of a spec that cannot run)
 from skipweb.recipes import recipe_for, scaled_lr
 
-
-class SpecError(ValueError):
-    """A spec that cannot run. ``str(err)`` is one line that names the problem and the valid choices."""
+# The model registry and the datasets (and so torch) are imported where a spec is validated, not here:
+# the CLI builds its options from these fields and must start without torch.
 
 
 class RunSpec(BaseModel):
@@ -31,29 +29,29 @@ class RunSpec(BaseModel):
     dataset: str
     options: dict[str, Any] = Field(default_factory=dict, description="family options, defaults filled in")
     # how long, on what
-    epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(128, ge=1, le=65_536)
-    subset: int | None = Field(None, ge=1, description="use only this many training samples")
+    epochs: int = Field(10, ge=1, le=10_000, description="training epochs")
+    batch_size: int = Field(128, ge=1, le=65_536, description="batch size")
+    subset: int | None = Field(None, ge=1, description="train on only N samples")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="32-bit, the same range in SQLite and PostgreSQL")
     augment: bool = Field(True, description="the dataset's standard augmentation (crop/flip)")
     # optimisation. A field left out takes the dataset's recipe (skipweb.recipes): He et al. 2015's CIFAR
     # recipe, its lr scaled linearly with the batch, with a 1-epoch warm-up. The defaults below are that
     # recipe at batch 128, for a dataset without one.
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.1, gt=0, le=10, allow_inf_nan=False)
+    optimizer: Literal["sgd", "adamw"] = Field("sgd", description="optimizer")
+    lr: float = Field(0.1, gt=0, le=10, allow_inf_nan=False, description="peak learning rate; scaled with the batch size")
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(1e-4, ge=0, le=1)
-    schedule: Literal["multistep", "cosine", "onecycle", "constant"] = "multistep"
+    weight_decay: float = Field(1e-4, ge=0, le=1, description="weight decay")
+    schedule: Literal["multistep", "cosine", "onecycle", "constant"] = Field("multistep", description="lr schedule")
     milestones: tuple[float, ...] = Field((0.5, 0.75), description="multistep: fractions of training")
     gamma: float = Field(0.1, gt=0, le=1)
-    warmup_epochs: float = Field(1.0, ge=0, le=10_000, allow_inf_nan=False)
+    warmup_epochs: float = Field(1.0, ge=0, le=10_000, allow_inf_nan=False, description="linear warm-up epochs")
     # instrumentation and hardware
     probe_every: int = Field(10, ge=1, description="probe gradient norms every N optimizer steps")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"
-    channels_last: bool = False
-    compile: bool = False
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train")
+    amp: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision (CUDA)")
+    channels_last: bool = Field(False, description="channels-last memory format (faster convolutions on GPUs)")
+    compile: bool = Field(False, description="torch.compile the model")
 
     @model_validator(mode="before")
     @classmethod
@@ -75,6 +73,9 @@ class RunSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_registry(self) -> RunSpec:
+        from skipweb.data import get_dataset_info
+        from skipweb.models import get_info
+
         info = get_info(self.family)  # ModelConfigError names the valid families
         resolved = info.resolve(self.depth, dict(self.options))
         data = get_dataset_info(self.dataset)
@@ -99,6 +100,8 @@ class RunSpec(BaseModel):
     @property
     def label(self) -> str:
         """Short human name, e.g. ``resnet-56`` or ``unet-4 (add)``; the no-skip twin says so."""
+        from skipweb.models import get_info
+
         name = f"{self.family}-{self.depth}"
         extras = [f"{k}={v}" for k, v in self.options.items() if k in _LABEL_OPTIONS and v != get_info(self.family).defaults.get(k)]
         return name + (f" ({', '.join(extras)})" if extras else "")

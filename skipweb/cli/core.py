@@ -15,7 +15,6 @@ from skipweb.cli.runs import UserError
 from skipweb.facts import Metric
 
 stdout, stderr = Console(), Console(stderr=True)
-RECIPE = "(default: the dataset's recipe, see `skipweb recipes`)"
 
 
 def models() -> None:
@@ -69,21 +68,21 @@ def train(
                                                  show_default=False)] = None,
     depth: Annotated[str | None, typer.Option("--depth", "-d", help="depth (submit: a comma list, e.g. 20,56)")] = None,
     dataset: Annotated[str, typer.Option(help="dataset, e.g. digits, shapes, cifar10")] = "digits",
-    epochs: Annotated[int | None, typer.Option(help=f"training epochs {RECIPE}")] = None,
+    epochs: o.Epochs = None,
     seed: Annotated[str | None, typer.Option("--seed", "--seeds", help="seed (submit: a comma list); default 0, "
                                              "or the preset's seeds 0,1,2")] = None,
-    subset: Annotated[int | None, typer.Option(help="train on only N samples")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help=f"batch size {RECIPE}")] = None,
-    optimizer: Annotated[str | None, typer.Option(help=f"sgd or adamw {RECIPE}")] = None,
-    lr: Annotated[float | None, typer.Option(help=f"peak learning rate {RECIPE}; scaled with --batch-size")] = None,
-    weight_decay: Annotated[float | None, typer.Option("--weight-decay", help=RECIPE)] = None,
-    schedule: Annotated[str | None, typer.Option(help=f"multistep, cosine, onecycle or constant {RECIPE}")] = None,
-    warmup: Annotated[float | None, typer.Option(help=f"linear warm-up epochs {RECIPE}")] = None,
-    probe_every: Annotated[int, typer.Option("--probe-every", help="probe gradients every N steps")] = 10,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    amp: Annotated[str, typer.Option(help="none, bf16 or fp16 (CUDA)")] = "none",
-    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    subset: o.Subset = None,
+    batch_size: o.BatchSize = None,
+    optimizer: o.Optimizer = None,
+    lr: o.Lr = None,
+    weight_decay: o.WeightDecay = None,
+    schedule: o.Schedule = None,
+    warmup: o.Warmup = None,
+    probe_every: o.ProbeEvery = o.spec_default("probe_every"),
+    device: o.Device = o.spec_default("device"),
+    amp: o.Amp = o.spec_default("amp"),
+    channels_last: o.ChannelsLast = o.spec_default("channels_last"),
+    compile_: o.Compile = o.spec_default("compile"),
     shortcut: o.Shortcut = None, block: o.Block = None, growth: o.Growth = None, bc: o.BC = False,
     skip: o.Skip = None, no_skip: o.NoSkip = False, norm: o.Norm = None, act: o.Act = None,
     init: o.Init = None, width: o.Width = None, up: o.Up = None, zero_init_residual: o.ZeroInit = False,
@@ -220,5 +219,7 @@ def run_json(spec, rec) -> dict:
 def register(app: typer.Typer) -> None:
     app.command()(models)
     app.command()(describe)
-    app.command()(train)
-    app.command("submit")(train)
+    app.command(help="Train one model in this process with a progress bar; recorded like a submitted run, so "
+                     "it shows in the dashboard.")(train)
+    app.command("submit", help="Queue a grid (families × depths × seeds, or a story's --preset) for the workers; "
+                               "returns at once. Watch it with `skipweb status` or the dashboard.")(train)

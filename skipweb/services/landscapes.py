@@ -15,12 +15,11 @@ from pathlib import Path
 
 from db import landscape_jobs, runs
 from db.session import get_engine, session_scope
-from skipweb.errors import UserError
+from skipweb.errors import SpecError, UserError
 from skipweb.facts import CHECKPOINT_NAME, FINAL_STATUSES
 from skipweb.services import broker
 from skipweb.services.execution import Leased, Outcome, execute_leased, worker_id
 from skipweb.settings import Settings, get_settings
-from skipweb.spec import SpecError
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from skipweb.ui.common import (
 
 K = "launch_"  # session-state prefix of this page's widgets
 DEPTH_LIMIT = 200
-RECIPE_FIELDS = ("epochs", "batch_size", "optimizer", "lr", "schedule", "warmup_epochs")
+FORM_FIELDS = ("epochs", "batch_size", "optimizer", "lr", "schedule", "warmup_epochs")
 BASE_DEFAULTS = {
-    **{k: v for k, v in recipe_for("digits").fields().items() if k in RECIPE_FIELDS},
+    **{k: v for k, v in recipe_for("digits").fields().items() if k in FORM_FIELDS},
     "seeds": "0",  # story presets fill 0,1,2
     "probe_every": 10,
     "queue": "cpu",
@@ -72,7 +72,7 @@ def apply_recipe() -> None:
     dataset = st.session_state.get(K + "dataset")
     if dataset:
         for key, value in recipe_for(dataset).fields().items():
-            if key in RECIPE_FIELDS:
+            if key in FORM_FIELDS:
                 st.session_state[K + key] = value
 
 
@@ -227,7 +227,7 @@ def page() -> None:
                              help="linear warm-up of the learning rate")  # fmt: skip
     if dataset:
         recipe = recipe_for(dataset)
-        differs = [k for k, v in recipe.fields().items() if k in RECIPE_FIELDS and st.session_state.get(K + k) != v]
+        differs = [k for k, v in recipe.fields().items() if k in FORM_FIELDS and st.session_state.get(K + k) != v]
         note = f" This form differs in: {', '.join(differs)}." if differs else ""
         st.caption(f"Default recipe for {dataset}: {recipe.describe()}{note}")
         if differs:
