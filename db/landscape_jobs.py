@@ -125,6 +125,11 @@ def claim(db: DbLike, job_id: int, owner: str) -> LandscapeJobRecord | None:
     return get_job(db, job_id) if LEASE.claim(db, job_id, owner) else None
 
 
+def holds_lease(db: DbLike, job_id: int, owner: str) -> bool:
+    """True while ``owner`` holds the job's lease (the fence before its landscape is stored)."""
+    return LEASE.held(db, job_id, owner)
+
+
 def heartbeat(db: DbLike, job_id: int, owner: str) -> bool:
     """Renew ``owner``'s lease on a running job. False when it no longer holds it (the sweep requeued the
     job after a missed lease, or it ended or was deleted): the worker should give up the computation."""

@@ -42,6 +42,13 @@ class Lease:
         t = self.table
         return update(t).where(t.id == row_id, t.status == "running", t.lease_owner == owner)
 
+    def held(self, db: DbLike, row_id: int, owner: str) -> bool:
+        """True while ``owner`` holds the row (running, leased to it): the fence before a write."""
+        t = self.table
+        with scope(db, read_only=True) as s:
+            q = select(t.id).where(t.id == row_id, t.status == "running", t.lease_owner == owner)
+            return s.scalar(q) is not None
+
     def claim(self, db: DbLike, row_id: int, owner: str, **values: Any) -> bool:
         """Take a queued row: running, attempts + 1, leased to ``owner`` (plus ``values``). False when it is
         not queued any more (taken, finished, unknown). ``started_at`` keeps the first claim's time."""

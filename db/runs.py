@@ -62,6 +62,11 @@ def claim(
     return LEASE.claim(db, run_id, worker_id, worker_host=host, device=device)
 
 
+def holds_lease(db: DbLike, run_id: int, worker_id: str) -> bool:
+    """True while ``worker_id`` holds the run's lease (the fence before a worker writes a file)."""
+    return LEASE.held(db, run_id, worker_id)
+
+
 def heartbeat(
     db: DbLike, run_id: int, worker_id: str, progress: Mapping[str, int] | None = None
 ) -> Literal["ok", "cancel"]:

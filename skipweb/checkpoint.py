@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from skipweb.facts import CHECKPOINT_NAME
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -41,13 +47,29 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     generator.set_state(state["data"])
 
 
-def save(directory: Path, payload: dict[str, Any]) -> Path:
-    """Write atomically (temp file + rename) so a worker killed mid-write never leaves a torn checkpoint."""
+def save(directory: Path, payload: dict[str, Any], may_write: Callable[[], bool] | None = None,
+         lock_timeout: float = 60.0) -> Path | None:
+    """Write atomically (temp file + rename) so a worker killed mid-write never leaves a torn checkpoint.
+
+    ``may_write`` fences the write: it is asked under the directory's file lock, just before the rename,
+    and a False answer (this worker lost its lease: the run is someone else's now) leaves the checkpoint
+    as it is and returns None. A writer that checked and was then stopped still holds the lock, so the new
+    holder's later save waits for it and lands last: an older checkpoint can never replace a newer one.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT_NAME
-    tmp = path.with_suffix(".tmp")
+    tmp = directory / f"{CHECKPOINT_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
     torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        with FileLock(directory / f"{CHECKPOINT_NAME}.lock", timeout=lock_timeout):
+            if may_write is not None and not may_write():
+                return None
+            os.replace(tmp, path)
+    except Timeout:
+        log.warning("checkpoint %s: another writer holds its lock for %.0f s; not written", path, lock_timeout)
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -83,6 +83,11 @@ class Sink:
         """Polled once per flush; True cancels the run at that step (status ``cancelled``)."""
         return False
 
+    def may_write(self) -> bool:
+        """Asked just before a file the run owns (its checkpoint) is replaced; False keeps the old file
+        (a worker that lost its lease writes nothing more for the run)."""
+        return True
+
 
 @dataclass
 class Recorder(Sink):

@@ -144,6 +144,7 @@ class Trainer:
                 "config_hash": self.spec.config_hash(),
                 "spec": self.spec.model_dump(mode="json"),
             },
+            may_write=lambda: all(s.may_write() for s in self.sinks),
         )
 
     # ---- the loop -----------------------------------------------------------------------------------

@@ -42,3 +42,52 @@ def test_a_real_run_checkpoint_loads_safely(tmp_path: Path) -> None:
     state = checkpoint.load(tmp_path / "a")
     assert state is not None and {"rng", "model"} <= set(state)
     assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+
+
+# ---- issue 11, fault 1: a stale worker must not overwrite the checkpoint of the worker that took over -----
+def test_a_worker_that_lost_its_lease_does_not_replace_the_checkpoint(db_url: str, tmp_path: Path) -> None:
+    """Worker A trains; mid-epoch the sweep gives the run to worker B, which finishes it and writes its
+    checkpoint (step 68). A, resumed, reaches its epoch's checkpoint: it must write nothing."""
+    from db import experiments, runs
+    from skipweb.facts import Metric
+    from skipweb.grid import row
+    from skipweb.services.sink import DbSink
+    from skipweb.sinks import Sink
+
+    spec = RunSpec(family="mlp", depth=4, dataset="digits", epochs=1, subset=256, device="cpu")
+    exp = experiments.create_experiment(db_url, "fence")
+    [run_id] = runs.add_runs(db_url, exp, [row(spec)], checkpoint_dir=tmp_path)
+    ckpt_dir = Path(runs.get_run(db_url, run_id).checkpoint_path)
+    assert runs.claim(db_url, run_id, "A")
+
+    class TakeOver(Sink):
+        """A is 'stopped' after its epoch's last write, before its checkpoint (the epoch summary is the
+        last flush before the save): its lease expires, B claims the run, finishes it and writes."""
+
+        def on_flush(self, metrics, probes) -> None:
+            if not any(m.key == Metric.EPOCH_TRAIN_LOSS for m in metrics):
+                return
+            from sqlalchemy import update
+
+            from db.session import session_scope
+            from db.tables import SqlRun
+
+            with session_scope(db_url) as s:  # A's heartbeat is long gone
+                s.execute(update(SqlRun).where(SqlRun.id == run_id).values(heartbeat_at=None))
+            assert runs.requeue_expired(db_url, lease_seconds=1, max_attempts=5)[0] == [run_id]
+            assert runs.claim(db_url, run_id, "B")
+            assert checkpoint.save(ckpt_dir, {"step": 68, "by": "B"}, may_write=lambda: runs.holds_lease(db_url, run_id, "B"))
+
+    sink = DbSink(run_id, db=db_url, owner="A")
+    Trainer(spec, data_dir=tmp_path / "data", checkpoint_dir=ckpt_dir, sinks=[TakeOver(), sink]).run()
+    state = checkpoint.load(ckpt_dir)
+    assert state == {"step": 68, "by": "B"}, f"A's stale checkpoint (step {state.get('step')}) replaced B's"
+    assert not list(ckpt_dir.glob("*.tmp")), "A's temporary file was left behind"
+    assert runs.get_run(db_url, run_id).lease_owner == "B"
+
+
+def test_a_checkpoint_without_a_fence_is_written(tmp_path: Path) -> None:
+    """The fence only stops a writer that lost: a plain save (no lease to hold) still lands."""
+    assert checkpoint.save(tmp_path, {"step": 1}) == tmp_path / checkpoint.CHECKPOINT_NAME
+    assert checkpoint.save(tmp_path, {"step": 2}, may_write=lambda: False) is None
+    assert checkpoint.load(tmp_path) == {"step": 1}

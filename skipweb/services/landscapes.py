@@ -108,6 +108,7 @@ def compute_and_store(
     device: str = "cpu",
     progress=None,
     checked=None,
+    may_write=None,
 ):
     """Compute the 2-D surface and the interpolation for ``run_id``; store '2d', '1d' (the centre row) and
     'interp' rows. Returns the :class:`skipweb.landscape.Landscape`. ``checked``: :func:`checked_run`'s
@@ -131,6 +132,8 @@ def compute_and_store(
     )
     common = {"grid": grid, "range_": range_, "seed": seed, "subset": subset}
     rows = [[_finite(v) for v in r] for r in result.loss]
+    if may_write is not None and not may_write():
+        raise LeaseLost(f"run {run_id}: landscape computed but not stored: this worker lost the job's lease")
     with session_scope(settings.db_url) as s:
         save_landscape(s, run_id, "2d", x=result.x, y=result.y, loss=rows, **common)
         save_landscape(s, run_id, "1d", x=result.x, y=None, loss=rows[len(rows) // 2], **common)
@@ -182,6 +185,7 @@ def execute_job_outcome(job_id: int, settings: Settings | None = None, owner: st
                 seed=job.seed,
                 device=compute_device(record.spec.get("device", "auto") if record else "cpu"),
                 progress=progress,
+                may_write=lambda: landscape_jobs.holds_lease(engine, job_id, owner),
             )
         except (LeaseLost, UserError) as exc:  # finish() will not apply after LeaseLost: not ours any more
             log.warning("%s", exc)

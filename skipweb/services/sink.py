@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from db.metrics import write_batch
 from db.run_queries import stop_requested
-from db.runs import set_info, set_progress
+from db.runs import holds_lease, set_info, set_progress
 from db.session import get_engine
 from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
 
@@ -81,6 +81,15 @@ class DbSink(Sink):
             epochs_done=result.epochs_done,
             owner=self.owner,
         )
+
+    def may_write(self) -> bool:
+        """Only while this worker holds the run's lease (db.lease): a stale worker's checkpoint must not
+        replace the one written by the worker that took the run over."""
+        if self.owner is None:
+            return True
+        held = holds_lease(self.engine, self.run_id, self.owner)
+        self._stop = self._stop or not held
+        return held
 
     def should_stop(self) -> bool:
         if self._stop:
