@@ -87,6 +87,18 @@ class Lease:
             )
             return res.rowcount == 1
 
+    def release(self, db: DbLike, row_id: int, owner: str, reason: str) -> bool:
+        """The holder hands the row back: queued again with the lease cleared and this attempt not counted
+        (the worker could not reach the database; nothing was wrong with the work). False if not its lease."""
+        t = self.table
+        with scope(db) as s:
+            res = s.execute(
+                self.owned(row_id, owner).values(
+                    status="queued", attempts=t.attempts - 1, lease_owner=None, heartbeat_at=None, reason=reason
+                )
+            )
+            return res.rowcount == 1
+
     def requeue_expired(
         self,
         db: DbLike,

@@ -62,6 +62,11 @@ def claim(
     return LEASE.claim(db, run_id, worker_id, worker_host=host, device=device)
 
 
+def hand_back(db: DbLike, run_id: int, worker_id: str, reason: str) -> bool:
+    """The worker could not reach the database for long: the run goes back to queued (db.lease.release)."""
+    return LEASE.release(db, run_id, worker_id, reason)
+
+
 def holds_lease(db: DbLike, run_id: int, worker_id: str) -> bool:
     """True while ``worker_id`` holds the run's lease (the fence before a worker writes a file)."""
     return LEASE.held(db, run_id, worker_id)

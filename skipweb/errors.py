@@ -10,3 +10,15 @@ class UserError(Exception):
 
 class SpecError(ValueError):
     """A spec that cannot run. ``str(err)`` is one line that names the problem and the valid choices."""
+
+
+class Unavailable(RuntimeError):
+    """A store the work writes to (the database) stayed unreachable past its retry budget. The work is
+    handed back to the queue, not failed: nothing about it was wrong."""
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as a reason a person reads: its type and first line, at most ``limit`` characters."""
+    first = next((t.strip() for t in str(exc).splitlines() if t.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, description="Attempts before a run (or landscape job) that keeps killing workers fails"
     )
+    db_retry_seconds: float = Field(
+        120, description="How long a worker retries an unreachable or locked database before it hands its run "
+        "back to the queue (resumed later from its checkpoint, not counted as a crashed attempt)"
+    )
     auth_file: Path | None = Field(None, description="Password file (bcrypt hashes) for team sign-in")
     host: str = Field("127.0.0.1", description="Address the dashboard binds to")
     port: int = Field(8501, description="Port of the dashboard")

@@ -23,6 +23,7 @@ from torch import nn
 from skipweb import checkpoint
 from skipweb.data import IGNORE_INDEX, DataBundle, DeviceLoader, load_dataset
 from skipweb.describe import count_flops
+from skipweb.errors import Unavailable, one_line
 from skipweb.evaluate import evaluate
 from skipweb.facts import Metric, split_key
 from skipweb.models import count_params
@@ -177,9 +178,11 @@ class Trainer:
                 summary = self._train_epoch()
         except StopRun as stop:
             status, reason = stop.status, stop.reason
+        except Unavailable:  # a sink's store is down past its retry budget: the run is handed back, not failed
+            raise
         except Exception as exc:  # the run fails; what it recorded so far stays recorded
             log.exception("run failed")
-            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+            status, reason = "failed", one_line(exc)
         result = RunResult(status, reason, summary, self.step, self.epoch, time.perf_counter() - self.t0)
         for s in self.sinks:
             s.on_end(result)

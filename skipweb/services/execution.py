@@ -3,9 +3,10 @@
 :func:`execute_leased` claims the row (db.lease); a :class:`Heartbeat` thread renews the lease while the
 body runs and sets ``lost`` once a renewal is refused (the sweep took the row back, or a cancel was
 asked for), so the body stops writing; then the outcome is recorded, only if the lease is still held.
-An exception in the body becomes a one-line reason (details go to the worker log). An interrupt
-(KeyboardInterrupt, SystemExit: a worker shutting down) records nothing: the lease expires and the sweep
-hands the row to another worker, which resumes it.
+An exception in the body becomes a one-line reason (details go to the worker log). A database that
+stays unreachable past the retry budget (skipweb.errors.Unavailable) hands the row back to the queue
+without counting the attempt. An interrupt (KeyboardInterrupt, SystemExit: a worker shutting down)
+records nothing: the lease expires and the sweep hands the row to another worker, which resumes it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from db.retry import cause, transient
+from skipweb.errors import Unavailable, one_line
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +37,6 @@ def device_name() -> str:
     return "cpu (no GPU on this worker)"
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as a reason a person reads: its type and first line, at most 200 characters."""
-    first = next((t.strip() for t in str(exc).splitlines() if t.strip()), "")
-    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
 class Heartbeat(threading.Thread):
     """Calls ``renew`` every ``interval`` seconds until closed; sets ``stop`` once it answers False (the
     work must end: a cancel was requested, or the lease was lost to a sweep). Keeps renewing after that,
@@ -52,12 +49,20 @@ class Heartbeat(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
+        failing = 0
         while not self._done.wait(self.interval):
             try:
                 if not self.renew():
                     self.stop.set()
-            except Exception:  # a DB hiccup must not kill the thread; the next beat retries
-                log.exception("%s failed", self.name)
+            except Exception as exc:  # a DB hiccup must not kill the thread; the next beat retries
+                failing += 1
+                why = cause(exc) if transient(exc) else one_line(exc)
+                log.warning("%s: could not renew the lease (%s); next try in %.0f s", self.name, why,
+                            self.interval)  # fmt: skip
+                continue
+            if failing:
+                log.warning("%s: lease renewed again after %d failed beats", self.name, failing)
+                failing = 0
 
     def close(self) -> None:
         self._done.set()
@@ -71,6 +76,7 @@ class Leased:
     claim: Callable[[], bool]
     renew: Callable[[], bool]
     finish: Callable[[str, str | None], bool]  # (status, reason) → recorded while the lease was held
+    hand_back: Callable[[str], bool] | None = None  # (reason) → back to the queue, the attempt not counted
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ class Outcome:
     def __str__(self) -> str:
         if self.status == "skipped":
             return "skipped: not queued (already claimed, finished or unknown)"
+        if self.status == "handed back":
+            return f"handed back: {self.reason}" if self.recorded else f"could not hand back: {self.reason}"
         if not self.recorded:
             return f"lost lease: {self.status} not recorded"
         return self.status + (f": {self.reason}" if self.reason else "")
@@ -98,6 +106,11 @@ def execute_leased(held: Leased, body: Body, interval: float) -> Outcome:
     beat.start()
     try:
         status, reason = body(beat.stop)
+    except Unavailable as exc:  # the database stayed away past the retry budget: not the work's fault
+        beat.close()
+        log.warning("%s: %s; handing it back", held.name, exc)
+        reason = str(exc)[:200]
+        return Outcome("handed back", reason, held.hand_back(reason) if held.hand_back else False)
     except Exception as exc:  # set-up failed, data missing, CUDA error...: a readable reason, not a trace
         log.exception("%s failed", held.name)
         status, reason = "failed", one_line(exc)

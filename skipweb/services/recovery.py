@@ -18,7 +18,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from db import landscape_jobs, runs
+from db.retry import cause, transient
 from db.session import get_engine
+from skipweb.errors import one_line
 from skipweb.facts import QUEUES
 from skipweb.services import broker
 from skipweb.settings import Settings, get_settings
@@ -104,9 +106,17 @@ class Sweeper(threading.Thread):
         self.celery, self.settings, self.every = celery, settings, every
 
     def run(self) -> None:
+        failing = 0
         while True:
             try:
                 sweep(self.celery, self.settings)
-            except Exception:
-                log.exception("sweep failed")
+            except Exception as exc:  # an outage: one line per try with its cause, not a traceback
+                failing += 1
+                log.warning("sweep failed (%s); next try in %.0f s", cause(exc) if transient(exc) else one_line(exc),
+                            self.every)  # fmt: skip
+                log.debug("sweep failed", exc_info=True)
+            else:
+                if failing:
+                    log.warning("sweep: working again after %d failed tries", failing)
+                failing = 0
             time.sleep(self.every)

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from db import runs
+from db.retry import cause, retry
 from db.session import get_engine
 from skipweb.services import landscapes
 from skipweb.services.execution import Leased, Outcome, device_name, execute_leased, worker_id
@@ -43,9 +44,26 @@ def execute_run(
         return runs.heartbeat(engine, run_id, owner) == "ok"
 
     def finish(status: str, reason: str | None) -> bool:
-        if status == "cancelled":
-            reason = "cancelled on request" if runs.stop_requested(engine, run_id) else reason
-        return runs.finish(engine, run_id, owner, status, reason)
+        def write() -> bool:
+            why = reason
+            if status == "cancelled":
+                why = "cancelled on request" if runs.stop_requested(engine, run_id) else reason
+            return runs.finish(engine, run_id, owner, status, why)
+
+        return patiently(write, f"run {run_id}: recording {status}")
+
+    def hand_back(reason: str) -> bool:
+        # Tried for as long as the lease stands (after that the sweep requeues the run anyway). The queued
+        # row is published again by the workers' sweep, to the queue it was submitted to.
+        return patiently(lambda: runs.hand_back(engine, run_id, owner, f"handed back: {reason}"),
+                         f"run {run_id}: handing back", settings.lease_seconds)  # fmt: skip
+
+    def patiently(fn, what: str, budget: float | None = None) -> bool:
+        try:
+            return retry(fn, what=what, budget_s=settings.db_retry_seconds if budget is None else budget)
+        except Exception as exc:  # still unreachable: the lease expires and the sweep requeues the run
+            log.warning("%s failed: %s", what, cause(exc))
+            return False
 
     def train(lost: threading.Event) -> tuple[str, str | None]:
         record = runs.get_run(engine, run_id)
@@ -62,7 +80,7 @@ def execute_run(
             spec,
             data_dir=settings.datasets_dir,
             checkpoint_dir=Path(record.checkpoint_path),
-            sinks=[DbSink(run_id, db=engine, owner=owner), Stop(), *extra_sinks],
+            sinks=[DbSink(run_id, db=engine, owner=owner, retry_s=settings.db_retry_seconds), Stop(), *extra_sinks],
         )
         result = trainer.run()
         if result.status == "cancelled" and not lost.is_set():
@@ -71,9 +89,11 @@ def execute_run(
 
     held = Leased(
         f"run {run_id}",
-        claim=lambda: runs.claim(engine, run_id, owner, host=socket.gethostname(), device=device_name()),
+        claim=lambda: patiently(lambda: runs.claim(engine, run_id, owner, host=socket.gethostname(),
+                                                   device=device_name()), f"run {run_id}: claiming"),  # fmt: skip
         renew=renew,
         finish=finish,
+        hand_back=hand_back,
     )
     outcome = execute_leased(held, train, settings.heartbeat_seconds)
     if outcome.recorded:

@@ -1,0 +1,116 @@
+"""Issue 11, fault 2: a database blip does not fail a run. A worker retries transient errors (a locked
+SQLite file, a dropped PostgreSQL connection) with bounded backoff; an outage longer than its budget hands
+the run back to the queue without counting the attempt; reasons stay one short sentence.
+
+In-process (services.training.execute_run, the worker's own code path) against a real SQLite file whose
+write lock another connection holds, with SQLite's busy timeout shortened so a lock outlasts it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from db import session as db_session
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def _queue(db_url: str, tmp_path: Path) -> int:
+    from db import experiments, runs
+    from skipweb.grid import row
+    from skipweb.spec import RunSpec
+
+    spec = RunSpec(family="mlp", depth=4, dataset="digits", epochs=2, subset=512, device="cpu")
+    exp = experiments.create_experiment(db_url, "outage")
+    return runs.add_runs(db_url, exp, [row(spec)], checkpoint_dir=tmp_path / "ckpt")[0]
+
+
+class LockAtFirstFlush:
+    """A sink that, at the run's first flush, has another connection take SQLite's write lock for ``hold``
+    seconds (what a long writer, or a backup, does to a busy database)."""
+
+    def __init__(self, path: str, hold: float):
+        from skipweb.sinks import Sink
+
+        outer = self
+        self.path, self.hold, self.started = path, hold, threading.Event()
+
+        class _Sink(Sink):
+            def on_flush(self, metrics, probes) -> None:
+                if not outer.started.is_set():
+                    outer.started.set()
+                    threading.Thread(target=outer._lock, daemon=True).start()
+                    time.sleep(0.3)  # the lock is taken before the worker's next write
+
+        self.sink = _Sink()
+
+    def _lock(self) -> None:
+        con = sqlite3.connect(self.path, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        time.sleep(self.hold)
+        con.execute("ROLLBACK")
+        con.close()
+
+
+def _settings(tmp_path: Path, db_url: str, **kw):
+    from skipweb.settings import Settings
+
+    return Settings(data_dir=tmp_path, database_url=db_url, heartbeat_seconds=1, **kw)
+
+
+@pytest.fixture
+def short_busy_timeout(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(db_session, "SQLITE_BUSY_TIMEOUT_S", 0.5)
+    db_session.dispose_engine(db_url)  # the next engine connects with the short timeout
+    yield db_url
+    db_session.dispose_engine(db_url)
+
+
+def test_a_locked_database_is_waited_out_not_a_failed_run(short_busy_timeout: str, tmp_path: Path) -> None:
+    from db import runs
+    from skipweb.services.training import execute_run
+
+    db_url = short_busy_timeout
+    run_id = _queue(db_url, tmp_path)
+    lock = LockAtFirstFlush(db_url.removeprefix("sqlite:///"), hold=4.0)
+    outcome = execute_run(run_id, _settings(tmp_path, db_url, db_retry_seconds=60), extra_sinks=[lock.sink],
+                          owner="w1")  # fmt: skip
+    assert lock.started.is_set()
+    rec = runs.get_run(db_url, run_id)
+    assert (outcome.status, rec.status, rec.attempts) == ("succeeded", "succeeded", 1), rec.reason
+
+
+def test_a_long_outage_hands_the_run_back_uncounted(short_busy_timeout: str, tmp_path: Path, caplog) -> None:
+    from db import runs
+    from skipweb.services.training import execute_run
+
+    db_url = short_busy_timeout
+    run_id = _queue(db_url, tmp_path)
+    lock = LockAtFirstFlush(db_url.removeprefix("sqlite:///"), hold=4.0)
+    settings = _settings(tmp_path, db_url, db_retry_seconds=1, lease_seconds=60)
+    with caplog.at_level("WARNING"):
+        outcome = execute_run(run_id, settings, extra_sinks=[lock.sink], owner="w1")
+    rec = runs.get_run(db_url, run_id)
+    assert outcome.status == "handed back" and outcome.recorded, str(outcome)
+    assert rec.status == "queued" and rec.attempts == 0 and rec.lease_owner is None
+    assert rec.reason.startswith("handed back: database unreachable") and len(rec.reason) <= 300, rec.reason
+    assert "INSERT" not in rec.reason and "Traceback" not in caplog.text  # one line per retry, no SQL, no trace
+    assert any("retry 1 in" in r.getMessage() for r in caplog.records)
+    # the database is back: the next claim resumes the run and it ends normally, on attempt 1
+    again = execute_run(run_id, settings, owner="w2")
+    rec = runs.get_run(db_url, run_id)
+    assert (again.status, rec.status, rec.attempts) == ("succeeded", "succeeded", 1), rec.reason
+
+
+def test_a_run_that_fails_keeps_a_one_line_reason(db_url: str, tmp_path: Path) -> None:
+    """Whatever the trainer raises, the stored reason is one short line (details go to the worker log)."""
+    from skipweb.errors import one_line
+
+    err = RuntimeError("boom\n" + "SELECT * FROM t WHERE x = 1\n" * 50)
+    assert one_line(err) == "RuntimeError: boom"
+    assert len(one_line(RuntimeError("x" * 5000))) == 200
