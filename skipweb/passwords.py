@@ -51,3 +51,39 @@ def set_password(path: Path, user: str, password: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join([*keep, f"{user}:{hashed}"]) + "\n")
     os.chmod(path, 0o600)
+
+
+def loopback(host: str) -> bool:
+    """True for an address only this machine can reach."""
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only localhost is known to be local
+        return False
+
+
+def oidc_in(secrets: Path) -> bool:
+    """True when a Streamlit secrets file has an [auth] section (its built-in OIDC sign-in)."""
+    import tomllib
+
+    try:
+        return bool(tomllib.loads(Path(secrets).read_text()).get("auth"))
+    except (OSError, ValueError):
+        return False
+
+
+def open_door(host: str, auth_file: Path | None, secrets: Path, allow_anonymous: bool) -> str | None:
+    """Why serving the dashboard on ``host`` would open it to the network with no sign-in (one line), or
+    None when it may serve: a loopback address, a password file that exists, OIDC, or an explicit
+    SKIPWEB_ALLOW_ANONYMOUS=1."""
+    if loopback(host) or allow_anonymous or oidc_in(secrets):
+        return None
+    if auth_file is not None and Path(auth_file).is_file():
+        return None
+    missing = f" (SKIPWEB_AUTH_FILE={auth_file} does not exist)" if auth_file is not None else ""
+    return (f"refusing to serve the dashboard on {host} with no sign-in{missing}: create users with "
+            "`skipweb passwd USER` and set SKIPWEB_AUTH_FILE, or configure OIDC in .streamlit/secrets.toml, "
+            "or set SKIPWEB_ALLOW_ANONYMOUS=1 to serve it open")  # fmt: skip

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         "back to the queue (resumed later from its checkpoint, not counted as a crashed attempt)"
     )
     auth_file: Path | None = Field(None, description="Password file (bcrypt hashes) for team sign-in")
+    allow_anonymous: bool = Field(
+        False, description="Serve the dashboard on a non-loopback address with no sign-in configured (open door)"
+    )
     host: str = Field("127.0.0.1", description="Address the dashboard binds to")
     port: int = Field(8501, description="Port of the dashboard")
 

@@ -91,3 +91,27 @@ def test_a_checkpoint_without_a_fence_is_written(tmp_path: Path) -> None:
     assert checkpoint.save(tmp_path, {"step": 1}) == tmp_path / checkpoint.CHECKPOINT_NAME
     assert checkpoint.save(tmp_path, {"step": 2}, may_write=lambda: False) is None
     assert checkpoint.load(tmp_path) == {"step": 1}
+
+
+# ---- issue 11, door 12: deleting a run or an experiment removes its checkpoints ----------------------------
+def test_delete_removes_checkpoints_and_says_so(db_url: str, tmp_path: Path) -> None:
+    from db import experiments, runs
+    from skipweb.grid import row
+    from skipweb.services.launch import delete
+
+    root = tmp_path / "checkpoints"
+    specs = [RunSpec(family="mlp", depth=4, dataset="digits", seed=s) for s in (0, 1, 2)]
+    exp = experiments.create_experiment(db_url, "doomed")
+    a, b, c = runs.add_runs(db_url, exp, [row(s) for s in specs], checkpoint_dir=root)
+    dirs = {i: Path(runs.get_run(db_url, i).checkpoint_path) for i in (a, b, c)}
+    for d in dirs.values():
+        checkpoint.save(d, {"step": 1})
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert delete(run_id=a, db=db_url, checkpoint_root=root) == f"run {a} deleted with its metrics and 1 checkpoint folder"
+    assert not dirs[a].exists() and dirs[b].exists()
+    assert delete(experiment_id=exp, db=db_url, checkpoint_root=root) == (
+        f"experiment {exp} deleted with its metrics and 2 checkpoint folders"
+    )
+    assert not dirs[b].exists() and not dirs[c].exists() and outside.exists() and root.exists()
+    assert runs.get_run(db_url, b) is None

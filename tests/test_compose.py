@@ -76,3 +76,49 @@ def test_every_skipweb_variable_is_a_setting():
     assert used, "no SKIPWEB_ variable found"
     unknown = sorted(f"SKIPWEB_{v}" for v in used - fields)
     assert not unknown, f"not fields of skipweb.settings.Settings: {unknown}"
+
+
+def test_team_deployment_requires_sign_in(compose):
+    """Issue 11, door 10: the web service binds 0.0.0.0, so compose and .env.example ship sign-in on."""
+    env = compose["x-skipweb-env"] if "x-skipweb-env" in compose else compose["services"]["web"]["environment"]
+    assert str(env["SKIPWEB_AUTH_FILE"]).endswith("/data/users.txt}") or env["SKIPWEB_AUTH_FILE"] == "/data/users.txt"
+    assert str(env["SKIPWEB_ALLOW_ANONYMOUS"]).endswith("-0}")
+    lines = [ln.strip() for ln in ENV_EXAMPLE.read_text().splitlines()]
+    assert "SKIPWEB_AUTH_FILE=/data/users.txt" in lines  # set, not commented out
+    assert not any(ln.startswith("SKIPWEB_ALLOW_ANONYMOUS=1") for ln in lines)
+
+
+@pytest.mark.parametrize("host, auth, anonymous, refused", [
+    ("127.0.0.1", None, False, False),
+    ("localhost", None, False, False),
+    ("::1", None, False, False),
+    ("0.0.0.0", None, False, True),
+    ("192.168.1.5", None, False, True),
+    ("0.0.0.0", "missing", False, True),
+    ("0.0.0.0", "present", False, False),
+    ("0.0.0.0", None, True, False),
+])  # fmt: skip
+def test_an_open_door_is_refused(tmp_path, host, auth, anonymous, refused):
+    from skipweb.passwords import open_door, set_password
+
+    auth_file = None if auth is None else tmp_path / "users.txt"
+    if auth == "present":
+        set_password(auth_file, "alice", "pw")
+    why = open_door(host, auth_file, tmp_path / "secrets.toml", anonymous)
+    assert (why is not None) == refused, why
+    if refused:
+        assert why.startswith(f"refusing to serve the dashboard on {host} with no sign-in") and "\n" not in why
+
+
+def test_up_refuses_an_open_door_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SKIPWEB_DATA_DIR": str(tmp_path)}
+    env.pop("SKIPWEB_AUTH_FILE", None), env.pop("SKIPWEB_ALLOW_ANONYMOUS", None)
+    out = subprocess.run([sys.executable, "-m", "skipweb", "up", "--host", "0.0.0.0", "--no-worker"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.strip().startswith("error: refusing to serve the dashboard on 0.0.0.0")
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "skipweb.db").exists()

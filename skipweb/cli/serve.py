@@ -24,10 +24,16 @@ def up(
                                                 "most 8; each gets an equal share of the cores as torch threads)")] = None,
 ) -> None:
     """Start the workers and the dashboard; print the URL; Ctrl-C stops them all."""
-    from skipweb.cli.runs import open_db, share_of_cores
+    from skipweb.cli.runs import UserError, open_db, share_of_cores
+    from skipweb.passwords import open_door
+    from skipweb.settings import get_settings
 
-    settings = open_db(create=True)
+    settings = get_settings()
     host, port = host or settings.host, port or settings.port
+    why = open_door(host, settings.auth_file, Path.cwd() / ".streamlit" / "secrets.toml", settings.allow_anonymous)
+    if why:
+        raise UserError(why)
+    settings = open_db(create=True)
     procs: list[subprocess.Popen] = []
     n = 0 if no_worker else (workers or default_workers())
     for _ in range(n):

@@ -232,7 +232,7 @@ def live_table(exp_id, family, status, tag, run_every) -> None:
 
 def actions(exp_id) -> None:
     from db import runs as db_runs
-    from db.experiments import delete_experiment
+    from skipweb.services.launch import delete
 
     st.subheader("Actions")
     c1, c2, c3 = st.columns([1, 2, 2])
@@ -245,12 +245,12 @@ def actions(exp_id) -> None:
             _do(lambda: f"run {run_id} queued again as run {_retry(int(run_id))}")
         link("run", "Open run detail", run=run_id)
     with c3:
-        confirm = st.checkbox("Yes, delete it with its metrics", key="runs_confirm_delete")
+        confirm = st.checkbox("Yes, delete it with its metrics and checkpoints", key="runs_confirm_delete")
         d1, d2 = st.columns(2)
         if d1.button("Delete run", disabled=run_id is None or not confirm, key="runs_delete"):
-            _do(lambda: (db_runs.delete_run(data.engine(), int(run_id)), f"run {run_id} deleted")[1])
+            _do(lambda: delete(run_id=int(run_id), db=data.engine()))
         if d2.button("Delete experiment", disabled=exp_id is None or not confirm, key="runs_delete_exp"):
-            _do(lambda: (delete_experiment(data.engine(), int(exp_id)), f"experiment {exp_id} deleted")[1])
+            _do(lambda: delete(experiment_id=int(exp_id), db=data.engine()))
 
 
 def _retry(run_id: int) -> int:
