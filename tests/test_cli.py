@@ -73,6 +73,9 @@ def test_train_json_on_digits(tmp_path):
     (["submit", "resnet", "--depth", "20", "--title", "x" * 201], "at most 200"),
     (["submit", "resnet", "--depth", "20", "--warmup", "inf"], "--warmup"),
     (["landscape", "1", "--range", "inf"], "less than or equal to 1000"),
+    # what can never run is refused at submit time, before anything is written
+    (["submit", "mlp", "--depth", "4", "--subset", "100000"], "subset=100000 is not possible: digits has"),
+    (["submit", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits"),
 ])
 def test_bad_input_is_one_line(args, fragment, tmp_path):
     sw("db", "upgrade", tmp_path=tmp_path)

@@ -34,6 +34,7 @@ from skipweb.data._common import (
 from skipweb.data.loader import AUGMENTS, DeviceLoader
 
 __all__ = [
+    "check_available",
     "AUGMENTS",
     "IGNORE_INDEX",
     "DataBundle",
@@ -113,6 +114,14 @@ def load_dataset(
         # smaller subset is part of a larger one (a data-size sweep adds samples, never swaps them).
         train = train.take(balanced_order(train.y, generator)[:subset].sort().values)
     return DataBundle(entry.info, train, pool.take(val_idx), test, mean, std)
+
+
+def check_available(name: str, *, data_dir: Path, subset: int | None = None) -> None:
+    """Raise DatasetError (one line) unless ``name`` loads on this machine (on disk, bundled, generated or
+    downloadable) and ``subset`` fits its training split: what a submission checks before it writes rows."""
+    if subset is None and _entry(name).info.offline:
+        return  # bundled or generated: always there
+    load_dataset(name, data_dir=data_dir, subset=subset)
 
 
 def _entry(name: str) -> _Entry:

@@ -73,6 +73,7 @@ def submit(
             raise SpecError(f"the {name} is {len(text)} characters long; at most {TEXT_LIMIT}")
     if len({s.config_hash() for s in specs}) < len(specs):
         raise SpecError("the grid repeats a configuration; make each family/depth/seed combination unique")
+    _check_data(specs)
     with session_scope(db) as session:
         done = {} if force else runs.succeeded_hashes(session, [s.config_hash() for s in specs])
         todo = [s for s in specs if s.config_hash() not in done]
@@ -103,6 +104,19 @@ def submit(
     return SubmitResult(exp_id, ids, skipped, warning, jobs)
 
 
+
+
+def _check_data(specs: Sequence[RunSpec]) -> None:
+    """Refuse, before anything is written, what can never run here: a dataset this machine cannot load
+    or a subset larger than its training split (SpecError, one line)."""
+    from skipweb.data import DatasetError, check_available
+    from skipweb.settings import get_settings
+
+    for name, subset in sorted({(s.dataset, s.subset) for s in specs}, key=str):
+        try:
+            check_available(name, data_dir=get_settings().datasets_dir, subset=subset)
+        except DatasetError as e:
+            raise SpecError(str(e)) from None
 
 
 def record_local(spec: RunSpec, *, title: str, tags: Sequence[str], owner: str | None, db=None) -> int:
