@@ -7,6 +7,7 @@ filesystem broker in the temporary data dir (no server).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,20 @@ def page_test(name: str, **query) -> AppTest:
     return at
 
 
-def texts(at: AppTest) -> str:
-    """Every text the page shows, joined (markdown, captions, alerts, texts, titles)."""
+MARKDOWN = ("markdown", "caption", "error", "warning", "info", "success", "title", "subheader")
+
+
+def sources(at: AppTest, kinds=(*MARKDOWN, "text")) -> list[str]:
+    """The source of every text element the page shows (markdown, captions, alerts, titles; st.text)."""
     parts = []
-    for kind in ("markdown", "caption", "error", "warning", "info", "success", "text", "title", "subheader"):
+    for kind in kinds:
         parts += [str(e.value) for e in getattr(at, kind)]
-    return "\n".join(parts)
+    return parts
+
+
+def texts(at: AppTest) -> str:
+    """Every text the page shows, joined, as a reader sees it (user text's escaping backslashes removed)."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(sources(at)))
 
 
 @pytest.fixture
@@ -328,7 +337,7 @@ def test_run_detail_of_trained_run(trained_env):
 def test_run_detail_failed_reason(trained_env):
     at = page_test("run_detail", run=str(trained_env["failed"])).run()
     assert not at.exception
-    assert any("CUDA out of memory (boom)" in e.value for e in at.error)
+    assert "CUDA out of memory (boom)" in texts(at)
 
 
 # ---- auth ------------------------------------------------------------------------------------------
@@ -439,3 +448,31 @@ def test_launch_shows_and_skips_succeeded(trained_env):
     at.button(key="launch_go").click().run()
     assert any("already succeeded" in w.value for w in at.warning)
     assert count_runs(trained_env["url"]) == before
+
+
+# ---- issue 11, door 9: user text is text on every page -------------------------------------------------
+HOSTILE = "[x](javascript:alert(1)) :blue[boo] $x^2$ **b** <b>i</b>"
+
+
+def test_hostile_user_text_is_escaped_on_every_page(env):
+    from db.experiments import create_experiment
+    from db.runs import add_runs, claim, finish
+    from skipweb.grid import row
+    from skipweb.spec import RunSpec
+
+    exp = create_experiment(env, f"title {HOSTILE}", description=HOSTILE, owner=f"o {HOSTILE}",
+                            tags=[f"t {HOSTILE}"])  # fmt: skip
+    spec = RunSpec(family="mlp", depth=4, dataset="digits", device="cpu")
+    [run_id] = add_runs(env, exp, [row(spec)])
+    assert claim(env, run_id, "w1") and finish(env, run_id, "w1", "failed", f"reason {HOSTILE}")
+    pages = [("runs", {"exp": str(exp)}), ("runs", {}), ("compare", {"exp": str(exp)}),
+             ("run_detail", {"run": str(run_id)}), ("present", {"exp": str(exp)})]  # fmt: skip
+    for name, query in pages:
+        at = page_test(name, **query).run()
+        assert not at.exception, (name, at.exception)
+        shown = sources(at, MARKDOWN)  # st.text is never markup
+        for raw in ("[x](javascript", ":blue[", "$x^2$", "**b**"):
+            bad = [t for t in shown if raw in t]
+            assert not bad, f"{name}: {raw!r} reaches markdown unescaped: {bad[0][:200]}"
+        if name in ("runs", "run_detail") and query:
+            assert "javascript" in texts(at), f"{name}: the hostile text is not shown at all"

@@ -13,7 +13,7 @@ import streamlit as st
 
 from skipweb import charts
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import show
+from skipweb.ui.common import escape_md, show
 from skipweb.ui.selection import (
     DEFAULT_METRIC,
     FINAL_METRICS,
@@ -127,7 +127,7 @@ def page() -> None:
 
 def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
     ss = st.session_state
-    st.caption(f"{len(runs)} runs: " + ", ".join(sorted({r.label for r in runs})))
+    st.caption(f"{len(runs)} runs: " + escape_md(", ".join(sorted({r.label for r in runs}))))
     st.subheader("Curves")
     st.selectbox("Metric", list(keys), key="cmp_metric")
     fig = curve_figure(

@@ -109,7 +109,7 @@ def jobs_table(url: str, run_id: int) -> None:
         return
     newest = found[0]
     if newest.status == "failed":
-        st.error(f"Landscape job {newest.id} failed: {newest.reason or 'no reason recorded'}")
+        st.error(f"Landscape job {newest.id} failed: {escape_md(newest.reason or 'no reason recorded')}")
     elif newest.status == "pending":
         st.info(f"Landscape job {newest.id} is pending: it is queued when the run succeeds.")
     elif newest.status in ("queued", "running"):

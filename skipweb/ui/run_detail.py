@@ -12,7 +12,7 @@ import streamlit as st
 
 from skipweb.facts import CHECKPOINT_NAME
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import colorize, int_param, link
+from skipweb.ui.common import colorize, escape_md, int_param, link
 
 FAILED = ("failed", "diverged")
 
@@ -33,16 +33,16 @@ def page() -> None:
     run = found[0]
     url = data.db_url()
 
-    st.subheader(f"Run {run.id}: {run.label}")
+    st.subheader(f"Run {run.id}: {escape_md(run.label)}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("status", run.status)
     c2.metric("epochs done", run.epochs_done)
     c3.metric("steps", f"{run.steps_done}/{run.total_steps or '?'}")
     c4.metric("parameters", f"{run.params:,}" if run.params else "?")
     if run.status in FAILED:
-        st.error(f"{run.status}: {run.reason or 'no reason recorded'}")
+        st.error(f"{run.status}: {escape_md(run.reason or 'no reason recorded')}")
     elif run.status == "cancelled":
-        st.warning(run.reason or "cancelled")
+        st.warning(escape_md(run.reason or "cancelled"))
     elif run.cancel_requested:
         st.warning("cancel requested: the worker stops at its next flush")
     nav = st.columns(3)

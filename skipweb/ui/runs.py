@@ -18,6 +18,7 @@ from skipweb.models import list_models
 from skipweb.ui import data
 from skipweb.ui.common import (
     can_write,
+    escape_md,
     fmt_seconds,
     int_param,
     link,
@@ -197,7 +198,7 @@ def experiment_header(exp) -> None:
         st.text(exp.description)
     meta = [f"owner: {exp.owner}" if exp.owner else "", f"tags: {', '.join(exp.tags)}" if exp.tags else ""]
     if any(meta):
-        st.caption(" · ".join(m for m in meta if m).replace("*", "\\*").replace("_", "\\_"))
+        st.caption(escape_md(" · ".join(m for m in meta if m)))
     c1, c2 = st.columns(2)
     with c1:
         link("compare", "Compare this experiment", exp=exp.id)
