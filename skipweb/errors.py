@@ -22,3 +22,11 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     first = next((t.strip() for t in str(exc).splitlines() if t.strip()), "")
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ModelConfigError(ValueError):
+    """A family, depth or option that the registry cannot build. The message is one line for users."""
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded as asked. The message is one line naming the problem and the choices."""

@@ -30,10 +30,7 @@ stories.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     from db.errors import SchemaError
-    from skipweb.cli.runs import UserError
-    from skipweb.data import DatasetError
-    from skipweb.models import ModelConfigError
-    from skipweb.spec import SpecError
+    from skipweb.errors import DatasetError, ModelConfigError, SpecError, UserError
 
     command = get_command(app)
     try:

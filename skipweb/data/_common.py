@@ -12,8 +12,7 @@ import torch
 IGNORE_INDEX = 255
 
 
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded as asked. The message is one line naming the problem and the choices."""
+from skipweb.errors import DatasetError  # noqa: E402, F401  (re-exported: the loaders' error)
 
 
 class MissingData(Exception):

@@ -20,8 +20,7 @@ COMMON_CHOICES: dict[str, tuple] = {
 }
 
 
-class ModelConfigError(ValueError):
-    """A family, depth or option that the registry cannot build. The message is one line for users."""
+from skipweb.errors import ModelConfigError  # noqa: E402, F401  (re-exported: the registry's error)
 
 
 @dataclass(frozen=True)
