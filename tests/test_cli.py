@@ -77,15 +77,24 @@ def test_train_json_on_digits(tmp_path):
     (["submit", "mlp", "--depth", "4", "--subset", "100000"], "subset=100000 is not possible: digits has"),
     (["submit", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits"),
 ])
-def test_bad_input_is_one_line(args, fragment, tmp_path):
-    sw("db", "upgrade", tmp_path=tmp_path)
-    out = sw(*args, tmp_path=tmp_path)
+def test_bad_input_is_one_line(args, fragment, upgraded):
+    out = sw(*args, tmp_path=upgraded)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("error: ") and fragment in lines[0]
     assert "Traceback" not in out.stderr + out.stdout
-    assert '"status": "queued"' not in sw("status", "--json", tmp_path=tmp_path).stdout  # nothing written
+    from db.run_queries import list_runs
+
+    assert list_runs(f"sqlite:///{upgraded / 'sw' / 'skipweb.db'}", limit=None) == []  # nothing written
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory):
+    """One migrated embedded database for the bad-input cases (each checks that it stays empty)."""
+    tmp = tmp_path_factory.mktemp("bad-input")
+    assert sw("db", "upgrade", tmp_path=tmp).returncode == 0
+    return tmp
 
 
 def test_submit_status_cancel_export(tmp_path):

@@ -11,7 +11,6 @@ from rich.console import Console
 
 from skipweb import facts
 from skipweb.cli.runs import open_db
-from skipweb.services.landscapes import checked_run, compute_and_store
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -38,6 +37,8 @@ def landscape(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Loss landscape around a run's final weights (Li et al. 2018): 2-D filter-normalized slice + init→final line."""
+    from skipweb.services.landscapes import checked_run, compute_and_store  # torch: only when asked
+
     settings = open_db()
     sub = subset or None
     if queue:  # a job row, then its id to the workers (the same path as the Run detail page's button)
