@@ -42,6 +42,9 @@ def up(
     procs.append(subprocess.Popen([
         sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        # a served dashboard, not a development session: no Deploy button or rerun-on-save menu for
+        # viewers, and no file watcher (it flooded the log with "Inotify queue overflowed")
+        "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
     ]))
     console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in {settings.data_dir.resolve()};"
                   " Ctrl-C stops)")
