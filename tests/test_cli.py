@@ -135,6 +135,10 @@ def test_submit_status_cancel_export(tmp_path):
     df = pd.read_csv(tmp_path / "m.csv")
     losses = df[df.key == "train/loss"]
     assert losses.step.tolist() == list(range(1, tr["steps"] + 1)) and set(df.label) == {"mlp-3"}
+    # the run's recipe and spec travel with its metrics
+    first = df.iloc[0]
+    assert (first.dataset, first.epochs, first.batch_size) == ("digits", 1, 32) and first.lr == 0.025
+    assert json.loads(first.spec)["family"] == "mlp" and "width" in json.loads(first.options)
 
 
 def test_export_never_overwrites_without_force_and_os_errors_are_one_line(tmp_path):

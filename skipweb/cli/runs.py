@@ -131,9 +131,10 @@ def export(
         raise UserError(f"no experiment {experiment}; see `skipweb status` for experiment ids")
     records = runs.list_runs(settings.db_url, experiment_id=experiment, limit=100_000)
     df = metrics.read_metrics(settings.db_url, [r.id for r in records])
-    info = {r.id: {"label": r.label, "family": r.family, "depth": r.depth, "seed": r.seed, "status": r.status}
-            for r in records}
-    for col in ("label", "family", "depth", "seed", "status"):
+    info = {r.id: {"label": r.label, "family": r.family, "depth": r.depth, "seed": r.seed, "status": r.status,
+                   **{k: r.spec.get(k) for k in SPEC_COLUMNS}, "options": json.dumps(r.spec.get("options", {})),
+                   "spec": r.spec_json} for r in records}  # fmt: skip
+    for col in ("label", "family", "depth", "seed", "status", *SPEC_COLUMNS, "options", "spec"):
         df[col] = df["run_id"].map(lambda i, c=col: info[i][c])
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,11 @@ def export(
     except OSError as e:
         raise UserError(f"cannot write {output}: {e.strerror or e}") from None
     stdout.print(f"wrote {len(df)} rows from {len(records)} runs to {output}")
+
+
+# the recipe and set-up of each run, as columns beside its metrics (the whole spec is in "spec", as JSON)
+SPEC_COLUMNS = ("dataset", "subset", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+                "schedule", "warmup_epochs", "augment", "device")
 
 
 def worker(
