@@ -45,3 +45,24 @@ def test_db_never_imports_torch_at_run_time() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "", f"db imported {out.stdout.strip()}"
+
+
+def test_commands_that_train_nothing_load_no_torch(tmp_path) -> None:
+    """`skipweb --help`, `db upgrade`, `status`, `cancel` and `export` touch only the database: they import
+    neither torch nor Streamlit (pinned by the modules loaded, not by a clock)."""
+    code = (
+        "import sys\n"
+        "from skipweb.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('LOADED', sorted(m for m in ('torch', 'torchvision', 'streamlit') if m in sys.modules))\n"
+    )
+    env = {**__import__("os").environ, "SKIPWEB_DATA_DIR": str(tmp_path)}
+    for args in (["--help"], ["db", "upgrade"], ["status"], ["status", "exp:999"], ["cancel", "7"],
+                 ["export", "7", "-o", str(tmp_path / "m.csv")]):  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+        loaded = next(ln for ln in out.stdout.splitlines() if ln.startswith("LOADED"))
+        assert loaded == "LOADED []", f"skipweb {' '.join(args)}: {loaded}\n{out.stderr[-1000:]}"
