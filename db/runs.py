@@ -8,6 +8,7 @@ loss-landscape jobs.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +49,9 @@ def add_runs(
         s.add_all(rows)
         s.flush()  # assigns ids
         for row in rows:
-            row.checkpoint_path = str(ckpt / f"run-{row.id}")
+            # the id plus a random suffix: a new database over an old data dir (ids restart at 1) must not
+            # resume another run's checkpoint that happens to share its id and configuration
+            row.checkpoint_path = str(ckpt / f"run-{row.id}-{secrets.token_hex(4)}")
         return [row.id for row in rows]
 
 

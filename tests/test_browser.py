@@ -56,12 +56,22 @@ def stack(tmp_path_factory):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def charts_drawn(page, shot: Path, timeout_s: float = 120) -> None:
+    """Wait for the first Plotly chart; on a timeout, keep a screenshot and say what the page showed."""
+    try:
+        page.locator(".js-plotly-plot").first.wait_for(timeout=timeout_s * 1000)
+    except Exception:
+        page.screenshot(path=str(shot), full_page=True)
+        body = page.locator("body").inner_text()[:3000]
+        pytest.fail(f"no chart after {timeout_s:.0f} s on {page.url} (screenshot {shot}); the page says:\n{body}")
+
+
 def wait_text(page, text: str, timeout_s: float) -> None:
     page.get_by_text(text, exact=False).first.wait_for(timeout=timeout_s * 1000)
 
 
 @pytest.mark.timeout(1200)  # waits are on run status, not on a clock; this bounds a hung worker
-def test_launch_watch_compare_present(stack):
+def test_launch_watch_compare_present(stack, monkeypatch, request):
     """The demo button queues the demo (checked, then cancelled: its training time is the demo's, not
     this test's); the rest of the journey follows a tiny degradation-shaped experiment that trains in
     seconds: Runs, Compare, Present, and the story view that Launch links to."""
@@ -70,6 +80,7 @@ def test_launch_watch_compare_present(stack):
     from db import runs
     from skipweb.grid import plan
     from skipweb.services.launch import submit
+    from skipweb.settings import get_settings
 
     url, data = stack
     db_url = f"sqlite:///{(data / 'skipweb.db').resolve()}"
@@ -89,6 +100,9 @@ def test_launch_watch_compare_present(stack):
             if r.status in ("queued", "running"):
                 runs.request_cancel(db_url, r.id)
 
+        monkeypatch.setenv("SKIPWEB_DATA_DIR", str(data))  # this process writes rows as the stack's web app
+        get_settings.cache_clear()
+        request.addfinalizer(get_settings.cache_clear)  # later tests read their own environment
         tiny = dict(dataset="digits", epochs=1, subset=128, batch_size=32, device="cpu")
         specs = plan(["plain", "resnet"], [20, 56], [0, 1], tiny)  # 2 seeds: enough for a verdict
         result = submit(specs, title="tiny degradation", tags=["story:degradation"], db=db_url,
@@ -107,7 +121,7 @@ def test_launch_watch_compare_present(stack):
         page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
 
         page.goto(f"{url}/compare?exp={exp}")
-        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        charts_drawn(page, data / "compare-failed.png")
         time.sleep(3)  # let every chart finish drawing
         assert page.locator(".js-plotly-plot").count() >= 3
         for r in records:

@@ -201,7 +201,7 @@ def test_cli_end_to_end(tmp_path) -> None:
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "error: no run 999; see `skipweb status` for run ids"
     ]
-    for f in (data / "checkpoints" / f"run-{run_id}").iterdir():
+    for f in next((data / "checkpoints").glob(f"run-{run_id}-*")).iterdir():
         f.unlink()
     out = sw("landscape", str(run_id), data=data)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
