@@ -48,8 +48,9 @@ def test_db_never_imports_torch_at_run_time() -> None:
 
 
 def test_commands_that_train_nothing_load_no_torch(tmp_path) -> None:
-    """`skipweb --help`, `db upgrade`, `status`, `cancel` and `export` touch only the database: they import
-    neither torch nor Streamlit (pinned by the modules loaded, not by a clock)."""
+    """`skipweb --help`, `db upgrade`, `status`, `cancel`, `export`, `models` and `submit` (good or bad input)
+    read the registry and the database only: they import neither torch nor Streamlit (pinned by the modules
+    loaded, not by a clock). The model and dataset registries are data; torch loads on the first build."""
     code = (
         "import sys\n"
         "from skipweb.cli import main\n"
@@ -61,7 +62,10 @@ def test_commands_that_train_nothing_load_no_torch(tmp_path) -> None:
     )
     env = {**__import__("os").environ, "SKIPWEB_DATA_DIR": str(tmp_path)}
     for args in (["--help"], ["db", "upgrade"], ["status"], ["status", "exp:999"], ["cancel", "7"],
-                 ["export", "7", "-o", str(tmp_path / "m.csv")]):  # fmt: skip
+                 ["export", "7", "-o", str(tmp_path / "m.csv")], ["models"],
+                 ["submit", "mlp", "--depth", "4", "--epochs", "1", "--subset", "64"],
+                 ["submit", "resnet", "--depth", "21"], ["submit", "mlp", "--depth", "4", "--subset", "99999"],
+                 ["train", "nope", "--depth", "20"]):  # fmt: skip
         out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True,
                              text=True, timeout=120)  # fmt: skip
         loaded = next(ln for ln in out.stdout.splitlines() if ln.startswith("LOADED"))

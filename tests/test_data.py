@@ -300,3 +300,9 @@ def test_loader_on_cuda_matches_cpu(shapes) -> None:
         torch.allclose(a[0], b[0].cpu()) and torch.equal(a[1], b[1].cpu())
         for a, b in zip(cpu, gpu, strict=True)
     )
+
+
+@pytest.mark.parametrize("name", ["digits", "shapes", "shapes-cls"])
+def test_the_catalog_knows_each_training_split_size(name: str, tmp_path) -> None:
+    """submit checks --subset against DatasetInfo.train_size without loading (or importing torch)."""
+    assert len(load_dataset(name, data_dir=tmp_path).train) == get_dataset_info(name).train_size

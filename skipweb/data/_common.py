@@ -7,36 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-# Mask value for pixels that carry no label: the border a padded random crop adds to segmentation masks.
-# Trainers pass it as ``ignore_index`` to the loss and skip it in metrics.
-IGNORE_INDEX = 255
-
-
-from skipweb.errors import DatasetError  # noqa: E402, F401  (re-exported: the loaders' error)
-
-
-class MissingData(Exception):
-    """Raised by a loader when the files are absent and could not be fetched; ``load_dataset`` turns it into a
-    one-line :class:`DatasetError` that lists the offline datasets."""
-
-    def __init__(self, where: str, tried_download: bool) -> None:
-        super().__init__(where)
-        self.where = where
-        self.tried_download = tried_download
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a dataset is, as the CLI, the spec validator and the dashboard describe it."""
-
-    name: str
-    task: str  # "classification" | "segmentation"
-    num_classes: int
-    in_channels: int
-    image_size: int  # square images after our preprocessing
-    offline: bool  # True when it needs no network (bundled or generated)
-    augment: str  # the standard augmentation the papers use for it: "crop+flip", "crop" or "none"
-    summary: str
+from skipweb.data.catalog import IGNORE_INDEX, DatasetError, DatasetInfo, MissingData  # noqa: F401 (re-exported)
 
 
 @dataclass

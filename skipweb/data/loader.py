@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from skipweb.data._common import IGNORE_INDEX, DatasetError, Split
-
-AUGMENTS = ("none", "crop", "flip", "crop+flip")
+from skipweb.data.catalog import AUGMENTS
 
 
 class DeviceLoader:

@@ -23,9 +23,9 @@ from filelock import FileLock  # a dependency of torch itself
 from PIL import Image
 
 from skipweb.data._common import MissingData, Split
+from skipweb.data.catalog import PETS_SIZE
 
 CACHE_VERSION = 1  # bump when the preprocessing below changes, so old caches are rebuilt
-PETS_SIZE = 64
 DOWNLOAD_TIMEOUT_S = 30.0
 
 Reader = Callable[[Path, bool], tuple[Split, Split]]

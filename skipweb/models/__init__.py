@@ -1,10 +1,14 @@
-"""The model zoo. Importing this package registers every family.
+"""The model zoo. Importing this package registers every family (as data: torch loads on first build).
 
 >>> from skipweb.models import get_model, list_models
 >>> net = get_model("resnet", depth=20, shortcut="A")
 """
-# ruff: noqa: I001, E402, F401  (registration order below is the order users see families in)
 
+from __future__ import annotations
+
+from typing import Any
+
+from skipweb.models import families as _families  # noqa: F401 - registers every family
 from skipweb.models._registry import (
     COMMON_CHOICES,
     ModelConfigError,
@@ -15,14 +19,6 @@ from skipweb.models._registry import (
     list_models,
     register_model,
 )
-from skipweb.models._common import BlockLayer, count_params
-
-from skipweb.models import resnet as _resnet  # registers plain + resnet
-from skipweb.models import densenet as _densenet
-from skipweb.models import highway as _highway
-from skipweb.models import unet as _unet
-from skipweb.models import mlp as _mlp
-from skipweb.models import tv as _tv
 
 __all__ = [
     "BlockLayer",
@@ -36,3 +32,12 @@ __all__ = [
     "list_models",
     "register_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``BlockLayer`` and ``count_params`` need torch: imported when first asked for."""
+    if name in ("BlockLayer", "count_params"):
+        from skipweb.models import _common
+
+        return getattr(_common, name)
+    raise AttributeError(f"module 'skipweb.models' has no attribute {name!r}")

@@ -7,10 +7,10 @@ with one line naming the valid choices.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from torch import nn
+from typing import Any
 
 # Options every family may declare; the same names are used by the CLI (--no-skip etc.), the spec and the UI.
 COMMON_CHOICES: dict[str, tuple] = {
@@ -41,7 +41,7 @@ class ProbeLayer:
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    builder: Callable[..., nn.Module]
+    builder: str | Callable[..., Any]  # "module:function", imported on first build (so no torch before it)
     task: str  # "classification" | "segmentation"
     summary: str
     depth_rule: str  # human text, e.g. "6n+2 (20, 32, 44, 56, 110, ...)"
@@ -52,6 +52,14 @@ class ModelInfo:
     )  # option -> allowed values; bools are (False, True)
     defaults: dict = field(default_factory=dict)
     paper: str = ""
+
+    def build(self, **kwargs: Any) -> Any:
+        """Call the builder (an ``nn.Module`` comes back), importing its module the first time."""
+        builder = self.builder
+        if isinstance(builder, str):
+            module, _, name = builder.partition(":")
+            builder = getattr(importlib.import_module(module), name)
+        return builder(**kwargs)
 
     def valid_depths(self, opts: dict | None = None, upto: int = 2000) -> list[int]:
         o = {**self.defaults, **(opts or {})}
@@ -108,10 +116,10 @@ def get_model(
     in_channels: int = 3,
     image_size: int = 32,
     **opts,
-) -> nn.Module:
+) -> Any:
     """Build a registered family. ``opts`` are the family's declared options (validated here)."""
     info = get_info(name)
     full = info.resolve(depth, opts)
-    return info.builder(
+    return info.build(
         depth=depth, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **full
     )

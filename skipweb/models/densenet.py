@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm
-from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
 
 
 def _preact(norm: str, act: str, channels: int) -> list[nn.Module]:
@@ -121,23 +120,13 @@ class DenseNet(ProbedModel):
         return self.head(self.features(self.stem(x)))
 
 
-MAX_DEPTH = 400  # the paper's deepest is 250; deeper dense nets do not fit a GPU at CIFAR batch sizes
 
 
 def _layers_per_block(depth: int, bc: bool) -> int:
     return (depth - 4) // (6 if bc else 3)
 
 
-def _check_depth(depth: int, opts: dict) -> str | None:
-    bc = bool(opts.get("bc"))
-    step = 6 if bc else 3
-    examples = "40, 100, 190, 250" if bc else "40, 100, 250"
-    if depth < 4 + step or (depth - 4) % step or depth > MAX_DEPTH:
-        return f"DenseNet{'-BC' if bc else ''} needs depth {step}n+4 from {4 + step} to {MAX_DEPTH} ({examples}, ...)"
-    return None
-
-
-def _densenet(
+def densenet(
     *,
     depth: int,
     num_classes: int,
@@ -163,35 +152,3 @@ def _densenet(
     )
     init_weights(model, init, act)
     return model
-
-
-register_model(
-    ModelInfo(
-        name="densenet",
-        builder=_densenet,
-        task="classification",
-        summary=(
-            "DenseNet (CIFAR): each layer receives the concatenated feature maps of all earlier layers in "
-            "its block; bc adds 1x1 bottlenecks and halving transitions. no_skip feeds each layer only its "
-            "predecessor's output (and so has fewer parameters)."
-        ),
-        depth_rule="3n+4 (40, 100, ...); with bc: 6n+4 (40, 100, 250, ...)",
-        check_depth=_check_depth,
-        example_depths=(22, 40, 100),
-        options={
-            "growth": (12, 24, 32, 40),
-            "bc": (False, True),
-            "no_skip": (False, True),
-            **COMMON_CHOICES,
-        },
-        defaults={
-            "growth": 12,
-            "bc": False,
-            "no_skip": False,
-            "norm": "batch",
-            "act": "relu",
-            "init": "kaiming",
-        },
-        paper="https://arxiv.org/abs/1608.06993",
-    )
-)

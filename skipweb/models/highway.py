@@ -14,10 +14,7 @@ import torch
 from torch import nn
 
 from skipweb.models._common import Fork, init_weights, make_act, make_norm
-from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
-from skipweb.models.resnet import DEFAULTS, WIDTHS, CifarResNet, cifar_depth_error, conv3x3, make_shortcut
-
-GATE_BIASES = (-1.0, -2.0, -3.0, 0.0)
+from skipweb.models.resnet import CifarResNet, conv3x3, make_shortcut
 
 
 class HighwayMerge(nn.Module):
@@ -85,19 +82,3 @@ def highway(
         if isinstance(module, HighwayBlock) and module.gate is not None:
             nn.init.constant_(module.gate.bias, gate_bias)
     return model
-
-
-register_model(
-    ModelInfo(
-        name="highway",
-        builder=highway,
-        task="classification",
-        summary="Convolutional highway net: sigmoid-gated carry H(x)*T(x) + x*(1-T(x)) on the plain CIFAR layout.",
-        depth_rule="6n+2 (20, 32, 44, 56, 110, ...)",
-        check_depth=lambda depth, opts: cifar_depth_error("highway", "basic", depth),
-        example_depths=(20, 32, 44, 56, 110),
-        options={"width": WIDTHS, **COMMON_CHOICES, "gate_bias": GATE_BIASES, "no_skip": (False, True)},
-        defaults={**DEFAULTS, "gate_bias": -2.0, "no_skip": False},
-        paper="https://arxiv.org/abs/1507.06228",
-    )
-)

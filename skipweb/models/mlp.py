@@ -13,10 +13,6 @@ from torch import nn
 
 from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm, zero_
 from skipweb.models._common import zero_init_residual as zero_init_residual_
-from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
-
-MAX_DEPTH = 1000
-WIDTHS = (64, 128, 256, 512, 1024)
 
 
 class MLPBlock(nn.Module):
@@ -71,12 +67,6 @@ class MLP(ProbedModel):
         return self.head(self.final(x))
 
 
-def _check_depth(depth: int, opts: dict) -> str | None:
-    if 2 <= depth <= MAX_DEPTH:
-        return None
-    return f"mlp depth counts linear layers and must be between 2 and {MAX_DEPTH} (e.g. 4, 8, 16, 32, 64)"
-
-
 def mlp(
     *,
     depth: int,
@@ -111,20 +101,3 @@ def mlp(
     if zero_init_residual:
         zero_init_residual_(model)
     return model
-
-
-register_model(
-    ModelInfo(
-        name="mlp",
-        builder=mlp,
-        task="classification",
-        summary="Fully connected net on flattened pixels, with pre-activation residual hidden layers or without.",
-        depth_rule=f"any number of linear layers from 2 to {MAX_DEPTH} (4, 8, 16, 32, 64, ...)",
-        check_depth=_check_depth,
-        example_depths=(4, 8, 16, 32, 64),
-        options={"width": WIDTHS, **COMMON_CHOICES, "no_skip": (False, True), "zero_init_residual": (False, True)},
-        defaults={"width": 256, "norm": "batch", "act": "relu", "init": "kaiming", "no_skip": False,
-                  "zero_init_residual": False},
-        paper="https://arxiv.org/abs/1603.05027",
-    )
-)

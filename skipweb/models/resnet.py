@@ -26,10 +26,7 @@ from skipweb.models._common import (
 from skipweb.models._common import (
     zero_init_residual as zero_init_residual_,
 )
-from skipweb.models._registry import COMMON_CHOICES, ModelInfo, register_model
-
-MAX_DEPTH = 1202  # the deepest net of He et al. 2015; beyond it a CPU run is hopeless anyway
-PAPER = "https://arxiv.org/abs/1512.03385"
+from skipweb.models.families import BLOCK_LAYERS
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:
@@ -177,6 +174,8 @@ BLOCKS: dict[str, type[nn.Module]] = {
     "preact": PreActBlock,
     "bottleneck": PreActBottleneck,
 }
+# the registry's depth rule (skipweb.models.families) counts the same weight layers per block
+assert {name: b.layers for name, b in BLOCKS.items()} == BLOCK_LAYERS
 
 
 class CifarResNet(ProbedModel):
@@ -229,16 +228,6 @@ class CifarResNet(ProbedModel):
         return self.fc(torch.flatten(self.pool(self.forward_features(x)), 1))
 
 
-def cifar_depth_error(family: str, block: str, depth: int) -> str | None:
-    """None if ``depth`` fits the 6n+2 (or bottleneck 9n+2) rule, else a one-line message."""
-    layers = BLOCKS[block].layers
-    if depth >= 3 * layers + 2 and depth <= MAX_DEPTH and (depth - 2) % (3 * layers) == 0:
-        return None
-    if layers == 3:
-        return f"{family} bottleneck blocks need depth 9n+2 up to {MAX_DEPTH} (56, 110, 164, 1001, ...)"
-    return f"{family} {block} blocks need depth 6n+2 up to {MAX_DEPTH} (20, 32, 44, 56, 110, ...)"
-
-
 def _cifar_resnet(*, depth: int, block: str, init: str, **kwargs) -> CifarResNet:
     """Build and initialise; ``kwargs`` are :class:`CifarResNet`'s keyword arguments."""
     block_cls = BLOCKS[block]
@@ -267,39 +256,3 @@ def resnet(*, depth: int, image_size: int, no_skip: bool, zero_init_residual: bo
 def plain(*, depth: int, image_size: int, **opts) -> CifarResNet:
     """The plain CIFAR nets of He et al. 2015 (Sec. 4.2): the basic-block ResNet with no shortcuts."""
     return _cifar_resnet(depth=depth, block="basic", skip=False, **opts)
-
-
-WIDTHS = (8, 16, 32, 64)
-DEFAULTS = {"width": 16, "norm": "batch", "act": "relu", "init": "kaiming"}  # shared with highway
-
-register_model(
-    ModelInfo(
-        name="plain",
-        builder=plain,
-        task="classification",
-        summary="Plain CIFAR conv net of He et al. 2015: the ResNet with every shortcut removed.",
-        depth_rule="6n+2 (20, 32, 44, 56, 110, ...)",
-        check_depth=lambda depth, opts: cifar_depth_error("plain", "basic", depth),
-        example_depths=(20, 32, 44, 56, 110),
-        options={"width": WIDTHS, **COMMON_CHOICES},
-        defaults=dict(DEFAULTS),
-        paper=PAPER,
-    )
-)
-
-register_model(
-    ModelInfo(
-        name="resnet",
-        builder=resnet,
-        task="classification",
-        summary="CIFAR ResNet of He et al. 2015 (basic, pre-activation or bottleneck blocks).",
-        depth_rule="6n+2 for basic/preact (20, 32, 44, 56, 110, ...); 9n+2 for bottleneck (56, 110, 164, ...)",
-        check_depth=lambda depth, opts: cifar_depth_error("resnet", opts.get("block", "basic"), depth),
-        example_depths=(20, 32, 44, 56, 110),
-        options={"block": tuple(BLOCKS), "shortcut": ("A", "B"), "no_skip": (False, True),
-                 "zero_init_residual": (False, True)}
-        | {"width": WIDTHS, **COMMON_CHOICES},
-        defaults={"block": "basic", "shortcut": "A", "no_skip": False, "zero_init_residual": False, **DEFAULTS},
-        paper=PAPER,
-    )
-)

@@ -20,10 +20,10 @@ from torch.nn import functional as F
 from torchvision.models.densenet import _DenseLayer
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from skipweb.errors import ModelConfigError
 from skipweb.models._common import ProbedModel
-from skipweb.models._registry import ModelConfigError, ModelInfo, register_model
+from skipweb.models.families import TORCHVISION_ARCHS as ARCHS
 
-ARCHS = {18: "resnet18", 34: "resnet34", 50: "resnet50", 121: "densenet121"}
 MIN_SIZE = 32  # the networks' total stride
 
 
@@ -79,12 +79,7 @@ class TorchvisionNet(ProbedModel):
         return self.net(x)
 
 
-def _check_depth(depth: int, opts: dict) -> str | None:
-    del opts
-    return None if depth in ARCHS else "torchvision references: depth 18, 34, 50 (resnet) or 121 (densenet)"
-
-
-def _torchvision(
+def torchvision_net(
     *, depth: int, num_classes: int, in_channels: int, image_size: int, pretrained: bool
 ) -> TorchvisionNet:
     del image_size  # small inputs are upsampled in forward
@@ -103,23 +98,3 @@ def _torchvision(
     if in_channels != 3:
         _adapt_stem(net, in_channels, pretrained)
     return TorchvisionNet(net, arch)
-
-
-register_model(
-    ModelInfo(
-        name="torchvision",
-        builder=_torchvision,
-        task="classification",
-        summary=(
-            "torchvision's resnet18/34/50 and densenet121, unchanged, as reference baselines (depth picks "
-            "the network). Inputs smaller than 32x32 are upsampled bilinearly to 32x32. pretrained loads "
-            "ImageNet weights; the classifier (and, for in_channels != 3, the first conv) is then adapted."
-        ),
-        depth_rule="18, 34, 50 (resnet) or 121 (densenet)",
-        check_depth=_check_depth,
-        example_depths=tuple(ARCHS),
-        options={"pretrained": (False, True)},
-        defaults={"pretrained": False},
-        paper="https://arxiv.org/abs/1512.03385",
-    )
-)

@@ -26,10 +26,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from skipweb.errors import ModelConfigError
 from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm
-from skipweb.models._registry import COMMON_CHOICES, ModelConfigError, ModelInfo, register_model
-
-MAX_DEPTH = 6
+from skipweb.models.families import UNET_MAX_DEPTH as MAX_DEPTH
 
 
 class _DoubleConv(nn.Sequential):
@@ -140,14 +139,7 @@ class UNet(ProbedModel):
         return self.outc(x)
 
 
-def _check_depth(depth: int, opts: dict) -> str | None:
-    del opts
-    if not 1 <= depth <= MAX_DEPTH:
-        return f"U-Net depth is the number of down steps, 1 to {MAX_DEPTH}"
-    return None
-
-
-def _unet(
+def unet(
     *,
     depth: int,
     num_classes: int,
@@ -177,35 +169,3 @@ def _unet(
     )
     init_weights(model, init, act)
     return model
-
-
-register_model(
-    ModelInfo(
-        name="unet",
-        builder=_unet,
-        task="segmentation",
-        summary=(
-            "U-Net (padded convs): encoder-decoder whose long skips hand each encoder level's feature map "
-            "to the decoder, by concatenation (original), addition, or not at all (skip=none). "
-            "Depth = down steps; the image size must be divisible by 2**depth."
-        ),
-        depth_rule="1 to 6 down steps; image size divisible by 2**depth",
-        check_depth=_check_depth,
-        example_depths=(2, 3, 4),
-        options={
-            "width": (8, 16, 32, 64),
-            "skip": ("concat", "add", "none"),
-            "up": ("transpose", "bilinear"),
-            **COMMON_CHOICES,
-        },
-        defaults={
-            "width": 64,
-            "skip": "concat",
-            "up": "transpose",
-            "norm": "batch",
-            "act": "relu",
-            "init": "kaiming",
-        },
-        paper="https://arxiv.org/abs/1505.04597",
-    )
-)
