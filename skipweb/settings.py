@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         120, description="How long a worker retries an unreachable or locked database before it hands its run "
         "back to the queue (resumed later from its checkpoint, not counted as a crashed attempt)"
     )
+    republish_seconds: float = Field(
+        30, description="A run or landscape job queued this long while every broker queue is empty lost its "
+        "message (a broker restarted without persistence): the sweeper publishes it again"
+    )
     auth_file: Path | None = Field(None, description="Password file (bcrypt hashes) for team sign-in")
     allow_anonymous: bool = Field(
         False, description="Serve the dashboard on a non-loopback address with no sign-in configured (open door)"

@@ -362,10 +362,11 @@ def test_sweep_settles_pending_and_republishes_lost_jobs(db_url, tmp_path) -> No
         "landscapes_published": [ja],
     }
     assert len(list(queue.iterdir())) == 1
-    assert sweep_landscapes(celery, get_engine(db_url), republish_after=0)["landscapes_published"] == []
+    at_once = Settings(data_dir=tmp_path, republish_seconds=0)
+    assert sweep_landscapes(celery, get_engine(db_url), settings=at_once)["landscapes_published"] == []
     for f in queue.iterdir():  # the broker lost the message
         f.unlink()
-    assert sweep_landscapes(celery, get_engine(db_url), republish_after=0)["landscapes_published"] == [ja]
+    assert sweep_landscapes(celery, get_engine(db_url), settings=at_once)["landscapes_published"] == [ja]
     assert J.get_job(db_url, ja).status == "queued"
 
 
@@ -393,5 +394,5 @@ def test_sweep_requeues_and_publishes_jobs_of_dead_workers(db_url, tmp_path) -> 
         "landscapes_failed": [doomed],
         "landscapes_published": [dead],
     }
-    assert len(list(queue.iterdir())) == 1  # published at once, not after republish_after
+    assert len(list(queue.iterdir())) == 1  # published at once, not after republish_seconds
     assert J.get_job(db_url, doomed).reason == "gave up after 3 attempts: the worker died each time (last: w-doomed)"

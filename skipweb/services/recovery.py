@@ -43,7 +43,7 @@ def broker_depth(celery, queue: str) -> int | None:
         return None
 
 
-def sweep(celery, settings: Settings | None = None, republish_after: float = 30.0) -> dict:
+def sweep(celery, settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     engine = get_engine(settings.db_url)
     requeued, ended = runs.requeue_expired(engine, settings.lease_seconds, settings.max_attempts)
@@ -52,7 +52,7 @@ def sweep(celery, settings: Settings | None = None, republish_after: float = 30.
     republished: list[int] = []
     # Only when every queue is empty can a queued run have lost its message; otherwise wait.
     if all(broker_depth(celery, q) == 0 for q in QUEUES):
-        cutoff = datetime.now(UTC) - timedelta(seconds=republish_after)
+        cutoff = datetime.now(UTC) - timedelta(seconds=settings.republish_seconds)
         lost = [
             r
             for r in runs.list_runs(engine, status="queued", limit=10_000)
@@ -73,10 +73,10 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def sweep_landscapes(celery, engine, republish_after: float = 30.0, settings: Settings | None = None) -> dict:
+def sweep_landscapes(celery, engine, settings: Settings | None = None) -> dict:
     """Requeue landscape jobs whose worker died (lease older than the settings' ``lease_seconds``) or fail
     them past ``max_attempts``; settle pending jobs of ended runs; publish the requeued and released ones,
-    and every queued one older than ``republish_after`` when the broker's queues are empty (its message
+    and every queued one older than the settings' ``republish_seconds`` when the broker's queues are empty (its message
     may be lost)."""
     settings = settings or get_settings()
     requeued, lost = landscape_jobs.requeue_expired_jobs(
@@ -87,7 +87,7 @@ def sweep_landscapes(celery, engine, republish_after: float = 30.0, settings: Se
     fresh = set(requeued) | set(released)
     todo = [(j, r) for j, r in landscape_jobs.queued_jobs(engine) if j in fresh]
     if all(broker_depth(celery, q) == 0 for q in QUEUES):
-        todo = landscape_jobs.queued_jobs(engine, older_than=republish_after) + todo
+        todo = landscape_jobs.queued_jobs(engine, older_than=settings.republish_seconds) + todo
     published = broker.publish_jobs([(j, runs.get_run(engine, r)) for j, r in dict(todo).items()], celery)
     if requeued or released or failed or published:
         log.info(
