@@ -5,6 +5,7 @@ seeds, the chance level and the CPU time.
 
     python bench/recipes.py                       # every family (about an hour of CPU on 2 cores)
     python bench/recipes.py --family resnet --jobs 2
+    python bench/recipes.py --family unet --family torchvision --depth 2 --depth 4 --depth 121
 
 A row passes when every seed ends well above chance: train error below half the chance error (0.45 on
 digits' 10 classes, 0.33 on shapes-cls' 3) or, for segmentation, mean IoU above twice 1/classes.
@@ -62,6 +63,7 @@ def ms(xs: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", action="append", help="only these families (repeatable)")
+    ap.add_argument("--depth", type=int, action="append", help="only these depths (repeatable)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--extra", action="store_true", help="also the DenseNet story's shapes-cls configurations")
     ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
@@ -70,7 +72,7 @@ def main() -> None:
     from skipweb.data import get_dataset_info
 
     configs = [(f, ds, d) for f, (ds, depths) in GRID.items() for d in depths] + (EXTRA if a.extra else [])
-    configs = [c for c in configs if not a.family or c[0] in a.family]
+    configs = [c for c in configs if (not a.family or c[0] in a.family) and (not a.depth or c[2] in a.depth)]
     work = [(f, ds, d, s, a.data_dir) for f, ds, d in configs for s in range(a.seeds)]
     print(f"{len(work)} runs, {a.jobs} processes × 1 thread; load {os.getloadavg()[0]:.2f}", flush=True)
     results = []
