@@ -215,3 +215,18 @@ def test_metric_display_buckets_long_series_in_the_database(tmp_path, monkeypatc
     np.testing.assert_array_equal(long["step"], np.rint(expect["s"]))
     short = df[df["run_id"] == short_id]
     np.testing.assert_array_equal(short["value"], np.arange(50))  # short series whole
+
+
+def test_present_says_what_it_shows(trained, monkeypatch):
+    """Issue 12 item 1: the projector view names the experiment, its data, recipe, seeds and date, read
+    from the runs' own specs."""
+    import datetime
+
+    _use_db(monkeypatch, trained["dir"])
+    at = _run(_present_app, exp=str(trained["exp"]), charts="curves")
+    assert not at.exception
+    assert at.title[0].value == "plain vs resnet"  # no title= given: the experiment's
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-")
+    context = at.caption[0].value
+    assert context.startswith(f"Experiment #{trained['exp']} «plain vs resnet» · digits · 2 epochs, batch 64, lr ")
+    assert " · seeds 0, 1 · " in context and today in context

@@ -127,7 +127,7 @@ class Story:
 
         p = self.preset
         changed = ", ".join(f"{k} {v}" for k, v in p.recipe.items())
-        return (f"Recipe: the {p.dataset} default, {recipe_for(p.dataset).describe()}"
+        return (f"The preset's recipe: the {p.dataset} default, {recipe_for(p.dataset).describe()}"
                 + (f" Changed for this story: {changed}." if changed else "")
                 + f" Seeds {', '.join(map(str, p.seeds))}: a difference counts only when it clears {NOISE_STDS:g}× "
                 f"the larger standard deviation over seeds and at least {ERROR_FLOOR:g}; otherwise it is "

@@ -166,6 +166,31 @@ def fmt_seconds(s: float | None) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
 
 
+def _one_or_range(values) -> str:
+    vals = sorted(set(values))
+    if not vals:
+        return "?"
+    return f"{vals[0]:g}" if len(vals) == 1 else f"{vals[0]:g}–{vals[-1]:g}"
+
+
+def run_context(runs, exp=None) -> str:
+    """One line saying what the runs on screen are: experiment, dataset, recipe (epochs, batch, lr), seeds
+    and date, read from the runs' own specs (so a story view reading a 1-epoch experiment says 1 epoch)."""
+    specs = [r.spec for r in runs]
+    parts = [f"Experiment #{exp.id} «{escape_md(exp.title)}»"] if exp is not None else []
+    if specs:
+        parts.append(", ".join(sorted({str(s.get("dataset")) for s in specs})))
+        parts.append(f"{_one_or_range(s.get('epochs', 0) for s in specs)} epochs, batch "
+                     f"{_one_or_range(s.get('batch_size', 0) for s in specs)}, lr "
+                     f"{_one_or_range(s.get('lr', 0) for s in specs)}")  # fmt: skip
+        seeds = sorted({int(s.get("seed", 0)) for s in specs})
+        parts.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+    when = [r.created_at for r in runs if r.created_at] or ([exp.created_at] if exp is not None else [])
+    if when:
+        parts.append(min(when).strftime("%Y-%m-%d"))
+    return " · ".join(parts)
+
+
 def story_links(exps) -> None:
     """For the newest experiment of each reproduction story (tagged ``story:KEY``): a link straight to its
     story view, saying how many of its runs have finished."""

@@ -12,7 +12,7 @@ import streamlit as st
 
 from skipweb import charts, charts_blocks
 from skipweb.ui import data, landscape_view, selection, story_view
-from skipweb.ui.common import escape_md
+from skipweb.ui.common import escape_md, run_context
 
 CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "blocks", "landscape")
 DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")
@@ -54,7 +54,10 @@ def page() -> None:
         st.error(f"Cannot read the database ({type(e).__name__}): {str(e).splitlines()[0]}")
         return
     title = params.get("title", "")[:MAX_TEXT]
-    st.title(escape_md(title) or "skipweb", anchor=False)
+    exp = next((e for e in data.list_experiments(url) if e.id == sel.experiment_id), None)
+    st.title(escape_md(title) or (escape_md(exp.title) if exp is not None else "") or "skipweb", anchor=False)
+    if sel.runs:
+        st.caption(run_context(sel.runs, exp))
     notes = params.get("notes", "")[:MAX_TEXT]
     if notes:
         st.text(notes)

@@ -15,7 +15,7 @@ import streamlit as st
 from skipweb.facts import CHECKPOINT_NAME
 from skipweb.stories import AGREES, CONTRADICTS, STORIES, Story, StoryView, story_experiment, story_runs
 from skipweb.ui import data
-from skipweb.ui.common import colorize, escape_md, link
+from skipweb.ui.common import colorize, escape_md, link, run_context
 
 BADGE = {AGREES: "green", CONTRADICTS: "red"}  # anything else: gray
 GALLERY_IMAGES = 4
@@ -89,6 +89,8 @@ def render(story: Story, view: StoryView, exp: Any | None, runs: Sequence[Any]) 
         counts = ", ".join(f"{n} {s}" for s, n in sorted(exp.counts.items())) or "no runs"
         tagged = "" if story.tag in exp.tags else f" (not tagged `{story.tag}`: judged as this story anyway)"
         st.caption(f"Computed from experiment #{exp.id} «{escape_md(exp.title)}»{tagged}: {counts}{real}.")
+        if runs:
+            st.caption(f"Ran: {run_context(runs)}")
     st.subheader("Findings", anchor=False)
     for f in view.findings:
         st.markdown(f":{BADGE.get(f.verdict, 'gray')}-badge[{f.verdict}] {f.text}")
