@@ -108,6 +108,9 @@ def test_compare_experiment_view(trained, monkeypatch):
     assert '"type":"heatmap"' in specs[3].replace(" ", "") and "gradient ratio per block" in specs[4]
     at.radio(key="cmp_block_view").set_value("act_dead").run()
     assert not at.exception and "dead-unit fraction" in at.get("plotly_chart")[3].proto.spec
+    # Compare links to the projector view of the same selection
+    present = [m.value for m in at.markdown if "./present?" in m.value]
+    assert present and f"exp={trained['exp']}" in present[0] and "x=epoch" in present[0], present
     # the URL reproduces the view: widget state came from it and was written back
     assert at.session_state["cmp_x"] == "epoch" and at.session_state["cmp_smooth"] == 0.5
     assert at.session_state["cmp_log"] is True

@@ -13,7 +13,7 @@ import streamlit as st
 
 from skipweb import charts
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import escape_md, show
+from skipweb.ui.common import escape_md, link, show
 from skipweb.ui.selection import (
     DEFAULT_METRIC,
     FINAL_METRICS,
@@ -117,6 +117,9 @@ def page() -> None:
     if not runs:
         st.info("Pick an experiment or some runs in the sidebar.")
         return
+    # the projector view of this selection, with the same view options (Present reads Compare's params)
+    shown = {k: v for k, v in st.query_params.items() if k in ("exp", "runs", "x", "smooth", "log", "fold", "metric")}
+    link("present", "Present this view", **shown)
     if not keys:
         st.info(
             f"{len(runs)} run(s) selected, none has logged metrics yet (queued?). This page refreshes on rerun."
