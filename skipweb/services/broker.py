@@ -1,7 +1,8 @@
 """The broker: the Celery app configured from the settings object, publishing, and the one routing rule.
 
 Brokers:
-- embedded (default, no server): kombu's ``filesystem`` transport in ``<data_dir>/broker``. Several
+- embedded (default, no server): kombu's ``filesystem`` transport in ``<data_dir>/broker``, with message
+  names that keep it first in, first out (skipweb.services.fifo_transport). Several
   processes on one machine can publish and consume. Limits: it polls (1 s), has no acknowledgements —
   a message is removed when a worker fetches it, so a worker killed mid-run loses its message. The
   database lease recovers that run (``requeue_expired``); nothing else relies on the broker keeping it.
@@ -58,6 +59,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options=transport_options,
+        broker_transport=None if settings.broker_url else "skipweb.services.fifo_transport:Transport",
         broker_connection_retry_on_startup=True,
         task_queues=[Queue(q, routing_key=q) for q in QUEUES],
         task_default_queue="cpu",
