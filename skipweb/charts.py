@@ -367,11 +367,20 @@ def _seconds(a: datetime | None, b: datetime | None) -> float:
     return (b - a).total_seconds() if a is not None and b is not None else np.nan
 
 
+def run_state(r: Any) -> str:
+    """A run's status for a table: 'running 57%' while it trains, else its status."""
+    steps, total = getattr(r, "steps_done", 0) or 0, getattr(r, "total_steps", None)
+    if r.status == "running" and total:
+        return f"running {100 * steps / total:.0f}%"
+    return r.status
+
+
 def summary_table(
     runs: Sequence[Any], latest: Mapping[int, Mapping[str, float]], history: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """One row per run: label, family, depth, seed, status, params, FLOPs, best/final test error, final
     train error, time (s) and throughput (samples/s, mean over logged values when ``history`` is given).
+    Final values are blank until a run has succeeded; a running run's status says how far it is.
 
     ``latest``: run id → {key: newest value}; ``history``: read_metrics frame for best-so-far values."""
     hist = history if history is not None else pd.DataFrame(columns=["run_id", "key", "value", "wall"])
@@ -381,13 +390,14 @@ def summary_table(
     out = []
     for r in runs:
         lt = dict(latest.get(r.id, {}) or getattr(r, "latest", {}) or {})
-        final = lt.get(Metric.TEST_ERROR, np.nan)
+        done = r.status == "succeeded"
+        final = lt.get(Metric.TEST_ERROR, np.nan) if done else np.nan
+        final_train = lt.get(Metric.EPOCH_TRAIN_ERROR, lt.get(Metric.TRAIN_ERROR, np.nan)) if done else np.nan
         secs = _seconds(getattr(r, "started_at", None), getattr(r, "finished_at", None))
         if not np.isfinite(secs):
             secs = float(wall.get(r.id, np.nan))
         out.append([
-            r.id, r.label, r.family, r.depth, r.seed, r.status, r.params, r.flops,
-            float(best.get(r.id, final)), final, lt.get(Metric.EPOCH_TRAIN_ERROR, lt.get(Metric.TRAIN_ERROR, np.nan)),
-            secs, float(thr.get(r.id, lt.get("samples_per_s", np.nan))),
+            r.id, r.label, r.family, r.depth, r.seed, run_state(r), r.params, r.flops,
+            float(best.get(r.id, lt.get(Metric.TEST_ERROR, np.nan))), final, final_train, secs, float(thr.get(r.id, lt.get("samples_per_s", np.nan))),
         ])  # fmt: skip
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)

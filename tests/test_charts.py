@@ -183,3 +183,23 @@ def test_summary_table_from_records_and_history():
     assert row["label"] == "resnet-20" and row["params"] == 272_474
     assert row["best test error"] == 0.2 and row["final test error"] == 0.3
     assert row["final train error"] == 0.1 and row["samples/s"] == 900.0 and row["time (s)"] == 3.5
+
+
+def test_a_running_run_is_never_shown_as_final():
+    """Issue 12 item 5: a run at 57% is 'running 57%' in the table, with no final value, and is left out of
+    the final-value charts (its newest test error was 0.858)."""
+    from skipweb.ui.selection import final_rows, unfinished
+
+    def rec(i, label, status, steps):
+        return SimpleNamespace(id=i, label=label, family=label.split("-")[0], depth=int(label.split("-")[1]),
+                               seed=0, status=status, params=1000, flops=None, started_at=None, finished_at=None,
+                               steps_done=steps, total_steps=100, latest={})  # fmt: skip
+
+    runs = [rec(1, "plain-20", "succeeded", 100), rec(2, "plain-56", "running", 57)]
+    latest = {1: {"test/error": 0.1, "epoch/train_error": 0.05}, 2: {"test/error": 0.858, "epoch/train_error": 0.8}}
+    t = charts.summary_table(runs, latest).set_index("run")
+    assert t.loc[1, "status"] == "succeeded" and t.loc[1, "final test error"] == 0.1
+    assert t.loc[2, "status"] == "running 57%"
+    assert np.isnan(t.loc[2, "final test error"]) and np.isnan(t.loc[2, "final train error"])
+    assert [r["label"] for r in final_rows(runs, latest, "test/error")] == ["plain-20"]
+    assert unfinished(runs) == ["plain-56 (running 57%)"]

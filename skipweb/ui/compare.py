@@ -24,6 +24,7 @@ from skipweb.ui.selection import (
     grad_data,
     resolve,
     table,
+    unfinished,
 )
 
 LAUNCH_HINT = (
@@ -163,6 +164,8 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
     latest = data.latest_values(url, data.ids([r.id for r in runs]))
     which = st.radio("Final", list(FINAL_METRICS), horizontal=True, key="cmp_final")
     rows = final_rows(runs, latest, FINAL_METRICS[which])
+    if left_out := unfinished(runs):
+        st.caption(f"Not finished, so not plotted as final: {escape_md(', '.join(left_out))}.")
     if rows:
         c1, c2 = st.columns(2)
         with c1:

@@ -123,6 +123,8 @@ def _chart(name: str, url: str, sel: selection.Selection, keys: list[str]) -> No
     else:
         latest = data.latest_values(url, data.ids([r.id for r in runs]))
         rows = selection.final_rows(runs, latest, selection.DEFAULT_METRIC)
+        if left_out := selection.unfinished(runs):
+            st.caption(f"Not finished, so not plotted as final: {escape_md(', '.join(left_out))}.")
         if not rows:
             st.info("No run has a final test error yet.")
             return

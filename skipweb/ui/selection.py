@@ -138,9 +138,17 @@ def grad_data(url: str, runs: Sequence[Any]) -> tuple[dict[str, tuple], dict[str
     return grads, {names[r.id]: layers.get(r.id, []) for r in runs}
 
 
+def unfinished(runs: Sequence[Any]) -> list[str]:
+    """'plain-56 (running 57%)' for each run that has not succeeded: charts of final values leave them out."""
+    return [f"{r.label} ({charts.run_state(r)})" for r in runs if r.status != "succeeded"]
+
+
 def final_rows(runs: Sequence[Any], latest: Mapping[int, Mapping[str, float]], metric: str) -> list[dict]:
+    """Final values of the runs that succeeded; a running (or failed) run's newest value is not final."""
     rows = []
     for r in runs:
+        if r.status != "succeeded":
+            continue
         value = latest.get(r.id, {}).get(metric)
         if value is not None:
             fam = charts.series_name(r.label, r.depth)
