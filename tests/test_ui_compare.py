@@ -97,6 +97,7 @@ def test_compare_experiment_view(trained, monkeypatch):
         got = table.loc[table["run"] == rid].iloc[0]
         assert got["params"] == r.params > 0
         assert got["final test error"] == pytest.approx(r.latest["test/error"])
+        assert got["time"].endswith("s")  # 1m23s, not 83.2147
     charts = at.get("plotly_chart")
     # curves, grad heatmaps, grad vs depth, block heatmaps, block profile, degradation, error vs params
     assert len(charts) == 7

@@ -13,7 +13,7 @@ import streamlit as st
 
 from skipweb import charts
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import escape_md, link, show
+from skipweb.ui.common import escape_md, fmt_seconds, link, show
 from skipweb.ui.selection import (
     DEFAULT_METRIC,
     FINAL_METRICS,
@@ -179,7 +179,13 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
 
     st.subheader("Summary")
     df = table(url, runs)
-    st.dataframe(df, hide_index=True, key="cmp_table")
+    # read like a product: 272k params, 41M FLOPs, 1m23s; the CSV below keeps the raw numbers
+    shown = df.assign(**{"time (s)": df["time (s)"].map(fmt_seconds)}).rename(columns={"time (s)": "time"})
+    number = st.column_config.NumberColumn
+    st.dataframe(shown, hide_index=True, key="cmp_table", column_config={
+        "params": number(format="compact"), "FLOPs": number(format="compact"), "samples/s": number(format="%.0f"),
+        **{c: number(format="%.4f") for c in ("best test error", "final test error", "final train error")},
+    })  # fmt: skip
     st.download_button(
         "Download table (CSV)",
         df.to_csv(index=False),
