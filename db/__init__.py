@@ -14,9 +14,9 @@ Nothing here imports torch, training code or an entry point (import-linter check
 the only skipweb modules db uses are skipweb.settings and skipweb.facts.
 """
 
+from typing import Any
+
 from db.errors import RunNotFound, RunStateError, SchemaError
-from db.records import ExperimentRecord, ProbeLayerRecord, RunRecord
-from db.session import get_engine, session_scope
 
 __all__ = [
     "ExperimentRecord",
@@ -28,3 +28,17 @@ __all__ = [
     "get_engine",
     "session_scope",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Records and sessions load SQLAlchemy: imported when first asked for, so importing ``db.errors``
+    (the CLI's error handler does, for ``skipweb --help``) costs nothing."""
+    if name in ("ExperimentRecord", "ProbeLayerRecord", "RunRecord"):
+        from db import records
+
+        return getattr(records, name)
+    if name in ("get_engine", "session_scope"):
+        from db import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'db' has no attribute {name!r}")
