@@ -7,6 +7,7 @@ skipweb.services.launch submits what it returns.
 from __future__ import annotations
 
 import itertools
+import statistics
 from collections.abc import Iterable, Sequence
 
 from skipweb.spec import RunSpec, SpecError
@@ -77,3 +78,36 @@ def row(spec: RunSpec) -> dict:
         "dataset": spec.dataset,
         "seed": spec.seed,
     }
+
+
+def steps_of(spec: RunSpec) -> int:
+    """Training steps of a run: epochs × batches per epoch (a partial last batch counts)."""
+    from skipweb.data import get_dataset_info
+
+    n = spec.subset or get_dataset_info(spec.dataset).train_size
+    return spec.epochs * max(1, -(-n // spec.batch_size))
+
+
+def similar(spec: RunSpec) -> tuple[str, int, str, int]:
+    """What makes two runs' steps cost the same: family, depth, dataset, batch size."""
+    return (spec.family, spec.depth, spec.dataset, spec.batch_size)
+
+
+def estimate(specs: Sequence[RunSpec], finished: Iterable) -> tuple[float, int]:
+    """Worker seconds the specs should take, from the median seconds per step of ``finished`` runs (records
+    with spec, started_at, finished_at, total_steps) of the same :func:`similar` key; and how many specs had
+    such a run. Specs with none add nothing: the caller says how many are unknown."""
+    per_step: dict[tuple, list[float]] = {}
+    for r in finished:
+        if r.started_at and r.finished_at and r.total_steps:
+            try:
+                key = similar(RunSpec.parse(r.spec))
+            except SpecError:
+                continue
+            per_step.setdefault(key, []).append((r.finished_at - r.started_at).total_seconds() / r.total_steps)
+    seconds, known = 0.0, 0
+    for s in specs:
+        if times := per_step.get(similar(s)):
+            seconds += statistics.median(times) * steps_of(s)
+            known += 1
+    return seconds, known

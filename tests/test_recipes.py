@@ -186,3 +186,28 @@ def test_worker_sets_its_torch_threads(tmp_path) -> None:
             proc.terminate()
             proc.wait(timeout=60)
     assert "THREADS 1" in log.read_text(), log.read_text()[-2000:]
+
+
+def test_launch_estimate_comes_from_similar_finished_runs() -> None:
+    """Issue 12 item 11: seconds per step of finished runs with the same family, depth, dataset and batch,
+    times each planned run's steps; a configuration nobody has run is counted as unknown."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from skipweb.grid import estimate, plan, steps_of
+
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def done(seconds: float, steps: int, **spec) -> SimpleNamespace:
+        full = plan([spec.pop("family")], [spec.pop("depth")], [0], {"dataset": "digits", "batch_size": 32,
+                                                                     "device": "cpu", **spec})[0]  # fmt: skip
+        return SimpleNamespace(spec=full.model_dump(mode="json"), started_at=t0,
+                               finished_at=t0 + timedelta(seconds=seconds), total_steps=steps)  # fmt: skip
+
+    finished = [done(34, 340, family="resnet", depth=20), done(68, 340, family="resnet", depth=20),
+                done(10, 340, family="resnet", depth=20, batch_size=64), done(5, 34, family="mlp", depth=4)]  # fmt: skip
+    specs = plan(["resnet"], [20, 56], [0, 1], {"dataset": "digits", "batch_size": 32, "epochs": 2, "device": "cpu"})
+    assert steps_of(specs[0]) == 2 * 34  # 1,077 digits in batches of 32
+    seconds, known = estimate(specs, finished)
+    assert known == 2  # resnet-20 × 2 seeds; no resnet-56 has finished
+    assert seconds == pytest.approx(2 * 0.15 * 68)  # median of 0.1 and 0.2 s/step; batch 64 and mlp ignored

@@ -423,6 +423,9 @@ def test_launch_story_preset_tags_and_titles_the_experiment(tmp_path: Path, monk
     assert at.text_input(key="launch_seeds").value == "0,1,2"
     assert at.number_input(key="launch_epochs").value == preset.training()["epochs"] == 1
     assert at.number_input(key="launch_lr").value == preset.training()["lr"]
+    assert at.button(key="launch_go").disabled  # 48 runs: more than 10 ask for a tick first
+    at.checkbox(key="launch_sure").check().run()
+    assert not at.button(key="launch_go").disabled
     at.button(key="launch_go").click().run()
     assert not at.exception and f"queued {n} runs" in shown(at)
     exp = story_experiment(url, "gradient-regimes")

@@ -154,6 +154,7 @@ def test_launch_asks_for_landscapes_after_training(tmp_path, monkeypatch) -> Non
     assert at.number_input(key="launch_landscape_grid").disabled
     at.checkbox(key="launch_landscape").check().run()
     at.number_input(key="launch_landscape_grid").set_value(5).run()
+    at.checkbox(key="launch_sure").check().run()  # 12 runs
     at.button(key="launch_go").click().run()
     assert not at.exception and not at.error
     ids = [r.id for r in list_runs(url, limit=None)]

@@ -366,6 +366,7 @@ def test_password_file_gates_writes(env, tmp_path, monkeypatch):
     [b for b in at.sidebar.button if b.label == "Sign in"][0].click().run()
     assert not at.exception
     assert "alice" in [t.value for t in at.sidebar.text]
+    at.checkbox(key="launch_sure").check().run()  # the preset's 12 runs ask for a tick
     assert not at.button(key="launch_go").disabled
     at.button(key="launch_go").click().run()
     from db.experiments import list_experiments
@@ -444,6 +445,8 @@ def test_launch_shows_and_skips_succeeded(trained_env):
     at.number_input(key="launch_lr").set_value(0.05).run()  # the recipe's lr scaled to batch 64, as the run had
     assert not at.exception
     assert "(1 already succeeded)" in texts(at)
+    assert "of worker time, from similar finished runs" in texts(at)  # the trained run's seconds per step
+    assert not [c for c in at.checkbox if c.key == "launch_sure"]  # one run: no confirmation
     assert list(at.dataframe[0].value["already succeeded"]) == [f"run {trained_env['done']}"]
     at.button(key="launch_go").click().run()
     assert any("already succeeded" in w.value for w in at.warning)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from skipweb import facts
 from skipweb.data import get_dataset_info, list_datasets
-from skipweb.grid import plan, split_list
+from skipweb.grid import estimate, plan, split_list
 from skipweb.models import get_info, list_models
 from skipweb.recipes import recipe_for
 from skipweb.services.launch import submit
@@ -24,6 +24,7 @@ from skipweb.ui.common import (
     can_write,
     current_user,
     fmt_count,
+    fmt_seconds,
     link,
     story_links,
     write_denied_note,
@@ -90,6 +91,9 @@ def apply_preset(preset: dict) -> None:
             st.session_state[K + key] = preset[key]
     if preset.get("story"):
         st.session_state[K + "story"] = preset["story"]
+
+
+CONFIRM_ABOVE = 10  # launching more runs than this asks for a tick first
 
 
 # ---- grid ------------------------------------------------------------------------------------------
@@ -287,11 +291,23 @@ def page() -> None:
                 "already succeeded": f"run {done[s.config_hash()]}" if s.config_hash() in done else "",
             }
         )
-    st.write(f"**{len(specs)} runs** ({len(done)} already succeeded)")
+    seconds, known = estimate(specs, data.runs(data.db_url(), status=("succeeded",), limit=2000))
+    if known == len(specs):
+        guess = f"about {fmt_seconds(seconds)} of worker time, from similar finished runs"
+    elif known:
+        guess = (f"about {fmt_seconds(seconds)} of worker time for {known} of them (from similar finished runs); "
+                 f"no similar run has finished for the other {len(specs) - known}")  # fmt: skip
+    else:
+        guess = "no estimate yet: no similar run (family, depth, dataset, batch) has finished"
+    st.write(f"**{len(specs)} runs** ({len(done)} already succeeded) · {guess}")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     force = st.checkbox("Run configurations that already succeeded again", key=K + "force", disabled=not done)
+    queued = len(specs) if force else len(specs) - len(done)
+    sure = True
+    if queued > CONFIRM_ABOVE:  # a stray Enter in a depth picker once queued 20 runs
+        sure = st.checkbox(f"Yes, queue {queued} runs", key=K + "sure", value=False)
 
-    if st.button("Launch", type="primary", disabled=not writable, key=K + "go"):
+    if st.button("Launch", type="primary", disabled=not writable or not sure, key=K + "go"):
         tags = [t.strip() for t in tags_text.split(",") if t.strip()]
         exp_title = title.strip() or f"{', '.join(families)} on {dataset}"
         surface = {"grid": int(landscape_grid)} if landscape else None
