@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import qualitative, sequential
 from plotly.subplots import make_subplots
 
 from skipweb.facts import Metric
@@ -42,10 +45,40 @@ def config_group(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+# Each family keeps one hue, so a viewer can follow it between charts and pages: plain in blues, resnet in
+# oranges, densenet in greens, highway in purples, unet in reds, mlp in browns, torchvision in greys. The
+# depth picks the shade (deeper is darker); a variant ("(no_skip=True)") shifts it.
+FAMILY_SHADES = {fam: getattr(sequential, name)[3:] for fam, name in (
+    ("plain", "Blues"), ("resnet", "Oranges"), ("densenet", "Greens"), ("highway", "Purples"), ("unet", "Reds"),
+    ("mlp", "YlOrBr"), ("torchvision", "Greys"))}  # fmt: skip
+_LABEL = re.compile(r"^(?P<family>[a-z]+)(?:-(?P<depth>\d+))?(?P<rest>.*?)(?: · seed \d+)?$")
+
+
+def run_color(label: str, shift: int = 0) -> str:
+    """The colour of a configuration (seeds share it), from its label alone: the same on every page."""
+    m = _LABEL.match(label)
+    if m is None or m["family"] not in FAMILY_SHADES:
+        return PALETTE[(zlib.crc32(label.encode()) + shift) % len(PALETTE)]
+    shades = FAMILY_SHADES[m["family"]]
+    depth = int(m["depth"]) if m["depth"] else 16  # a family line of a depth plot: a middle shade
+    base = min(len(shades) - 1, max(0, round(math.log2(max(depth, 1))) - 2))
+    variant = zlib.crc32(m["rest"].strip().encode()) % 3 if m["rest"].strip() else 0
+    return shades[(base + variant + shift) % len(shades)]
+
+
 def color_map(labels: Iterable[str]) -> dict[str, str]:
-    """label → colour, assigned in sorted label order so the same set of runs always looks the same."""
-    uniq = sorted(set(labels))
-    return {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(uniq)}
+    """label → colour (:func:`run_color`). Labels of one configuration (different seeds) share a colour; two
+    configurations that would share one within this set get the next shade, so a chart never mixes them."""
+    out: dict[str, str] = {}
+    by_config: dict[str, str] = {}
+    for lab in sorted(set(labels)):
+        config = _LABEL.sub(lambda m: f"{m['family']}-{m['depth']}{m['rest']}", lab)
+        if config not in by_config:
+            taken = set(by_config.values())
+            color = next((c for k in range(12) if (c := run_color(lab, k)) not in taken), run_color(lab))
+            by_config[config] = color
+        out[lab] = by_config[config]
+    return out
 
 
 def series_name(label: str, depth: int) -> str:
@@ -64,7 +97,23 @@ def _faint(color: str, alpha: float) -> str:
     if len(c) == 6:
         r, g, b = (int(c[i : i + 2], 16) for i in (0, 2, 4))
         return f"rgba({r},{g},{b},{alpha})"
+    if color.startswith("rgb("):
+        return f"rgba({color[4:-1]},{alpha})"
     return color
+
+
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+
+
+def seed_dashes(labels: Iterable[str]) -> dict[str, str]:
+    """Seeds of one configuration share its colour (:func:`color_map`); each gets its own dash."""
+    out: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for lab in sorted(set(labels)):
+        config = lab.split(" · seed ")[0]
+        out[lab] = DASHES[count.get(config, 0) % len(DASHES)]
+        count[config] = count.get(config, 0) + 1
+    return out
 
 
 def downsample(x: Sequence | np.ndarray, y: Sequence | np.ndarray, max_points: int = MAX_POINTS):
@@ -148,6 +197,7 @@ def curves(
     if x not in X_AXES:
         raise ValueError(f"x must be one of {', '.join(X_AXES)}, not {x!r}")
     colors = dict(colors or color_map(labels.values()))
+    dashes = seed_dashes(labels.values())
     d = df[df["key"] == key].copy()
     d = d[d["run_id"].isin(list(labels))]
     if x == "samples":
@@ -179,7 +229,8 @@ def curves(
             rx, ry, _ = downsample(xs, ys, max_points)
             fig.add_scatter(x=rx, y=ry, line={"color": _faint(color, 0.25), "width": 1}, **quiet)
         fig.add_scatter(
-            x=dx, y=dy, mode="lines", name=name, line={"color": color, "width": 2}, legendgroup=name
+            x=dx, y=dy, mode="lines", name=name, line={"color": color, "width": 2, "dash": dashes.get(label, "solid")},
+            legendgroup=name
         )
     _layout(fig, key, X_TITLES[x], key).update_layout(hovermode="x unified")
     if log_y:

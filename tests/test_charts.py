@@ -203,3 +203,24 @@ def test_a_running_run_is_never_shown_as_final():
     assert np.isnan(t.loc[2, "final test error"]) and np.isnan(t.loc[2, "final train error"])
     assert [r["label"] for r in final_rows(runs, latest, "test/error")] == ["plain-20"]
     assert unfinished(runs) == ["plain-56 (running 57%)"]
+
+
+def test_one_colour_per_configuration_on_every_page():
+    """Issue 12 item 3: a run's colour comes from its family, depth and variant alone, so it is the same in
+    every chart and on every page; families keep their hue (plain blues, resnet oranges); seeds of one
+    configuration share the colour and differ by dash; two configurations never share a colour."""
+    from plotly.colors import sequential
+
+    page = charts.color_map(["plain-20", "plain-56", "resnet-20", "resnet-56 · seed 0", "resnet-56 · seed 1"])
+    other = charts.color_map(["resnet-56", "densenet-22"])
+    assert page["resnet-56 · seed 0"] == page["resnet-56 · seed 1"] == other["resnet-56"]
+    assert {page["plain-20"], page["plain-56"]} <= set(sequential.Blues)
+    assert {page["resnet-20"], page["resnet-56 · seed 0"]} <= set(sequential.Oranges)
+    assert len({page[k] for k in ("plain-20", "plain-56", "resnet-20", "resnet-56 · seed 0")}) == 4
+    variants = charts.color_map(["unet-3 (skip=concat)", "unet-3 (skip=add)", "unet-3 (skip=none)"])
+    assert len(set(variants.values())) == 3
+    dashes = charts.seed_dashes(["resnet-56 · seed 0", "resnet-56 · seed 1", "plain-20"])
+    assert dashes["resnet-56 · seed 0"] != dashes["resnet-56 · seed 1"] and dashes["plain-20"] == "solid"
+    # the depth plot's family lines are in their family's hue too
+    fam = charts.color_map(["plain", "resnet"])
+    assert fam["plain"] in sequential.Blues and fam["resnet"] in sequential.Oranges
