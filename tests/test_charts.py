@@ -224,3 +224,12 @@ def test_one_colour_per_configuration_on_every_page():
     # the depth plot's family lines are in their family's hue too
     fam = charts.color_map(["plain", "resnet"])
     assert fam["plain"] in sequential.Blues and fam["resnet"] in sequential.Oranges
+
+
+def test_projector_charts_scale_every_text():
+    """Issue 12 item 2: in Present, ticks, legends and axis titles grow with the view, not only the title."""
+    rows = [{"family": "plain", "label": "plain-20", "depth": 20, "params": 1, "value": 0.1},
+            {"family": "resnet", "label": "resnet-20", "depth": 20, "params": 1, "value": 0.05}]  # fmt: skip
+    fig = charts.for_projector(charts.final_error_vs_depth(rows), size=20)
+    assert fig.layout.font.size == 20 and fig.layout.legend.font.size == 18
+    assert fig.layout.xaxis.tickfont.size == 18 and fig.layout.yaxis.title.font.size == 20

@@ -382,7 +382,7 @@ def test_present_story_shows_the_computed_findings(digits, monkeypatch) -> None:
     for f in build(url, "degradation").findings:
         assert f.text in text
         color = {AGREES: "green", CONTRADICTS: "red"}.get(f.verdict, "gray")
-        assert f":{color}-badge[{f.verdict}] {f.text}" in text
+        assert f"#### :{color}-badge[{f.verdict}]\n{f.text}" in text  # a large badge, then the sentence
     exp = story_experiment(url, "degradation")
     assert f"Computed from experiment #{exp.id}" in text
     assert story.recipe_note in text and "Seeds 0, 1, 2" in story.recipe_note
@@ -407,7 +407,7 @@ def test_present_unknown_story_and_index(tmp_path: Path, monkeypatch) -> None:
     at = app(monkeypatch, url, tmp_path, story="gates")
     text = shown(at)
     assert not at.exception and "No experiment is tagged `story:gates` yet" in text
-    assert ":gray-badge[inconclusive] Cannot test resnet-20 against highway-20 yet" in text
+    assert ":gray-badge[inconclusive]\nCannot test resnet-20 against highway-20 yet" in text
 
 
 def test_launch_story_preset_tags_and_titles_the_experiment(tmp_path: Path, monkeypatch) -> None:

@@ -129,5 +129,5 @@ def _chart(name: str, url: str, sel: selection.Selection, keys: list[str]) -> No
             st.info("No run has a final test error yet.")
             return
         fig = charts.final_error_vs_depth(rows) if name == "degradation" else charts.error_vs_params(rows)
-    fig.update_layout(font={"size": 20}, height=650)
+    charts.for_projector(fig)
     st.plotly_chart(fig, key=f"present-{name}")

@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from skipweb import charts
 from skipweb.facts import CHECKPOINT_NAME
 from skipweb.stories import AGREES, CONTRADICTS, STORIES, Story, StoryView, story_experiment, story_runs
 from skipweb.ui import data
@@ -93,14 +94,15 @@ def render(story: Story, view: StoryView, exp: Any | None, runs: Sequence[Any]) 
             st.caption(f"Ran: {run_context(runs)}")
     st.subheader("Findings", anchor=False)
     for f in view.findings:
-        st.markdown(f":{BADGE.get(f.verdict, 'gray')}-badge[{f.verdict}] {f.text}")
+        # the verdict as a large coloured badge (a heading), the sentence in body text below it
+        st.markdown(f"#### :{BADGE.get(f.verdict, 'gray')}-badge[{f.verdict}]\n{f.text}")
     for note in view.notes:
         st.caption(note)
     st.caption(story.recipe_note)
     if story.caveat:
         st.info(story.caveat)
     for i, (caption, fig) in enumerate(view.figures):
-        fig.update_layout(font={"size": 18}, height=600)
+        charts.for_projector(fig, size=18, height=600)
         st.plotly_chart(fig, key=f"story-{story.key}-{i}")
         st.caption(caption)
     if view.gallery:
