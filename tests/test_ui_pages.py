@@ -193,6 +193,11 @@ def test_empty_db_demo_button_launches(env):
     demo.click().run()
     assert not at.exception
     assert "queued 12 runs" in texts(at)
+    # the page reflects the launch at once (issue 12 item 8): the empty-database box is gone and the
+    # story view is linked
+    assert not [b for b in at.button if b.key == "demo_go"] and "The database is empty" not in texts(at)
+    links = [e.proto.label for e in at.get("page_link")] + [m.value for m in at.markdown]
+    assert any("Open the story view" in t for t in links), links
     from db.experiments import list_experiments
     from db.run_queries import list_runs
     from skipweb.recipes import recipe_for
@@ -415,6 +420,9 @@ def test_runs_cancel_retry_delete(env):
     at.button(key="runs_delete").click().run()
     assert not at.exception
     assert get_run(env, first) is None
+    # the page reflects it at once (issue 12 item 8): the run's row is gone and the confirmation unticked
+    assert first not in set(at.dataframe[0].value["id"]) and not at.checkbox(key="runs_confirm_delete").value
+    assert any("deleted" in m.value for m in at.success)
     assert get_run(env, second) is not None
 
 

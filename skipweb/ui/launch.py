@@ -142,6 +142,7 @@ def page() -> None:
     writable = can_write()
     if not writable:
         write_denied_note()
+    show_launched()
 
     exps = data.cached_experiments()
     if not exps:
@@ -319,6 +320,7 @@ def page() -> None:
             force=force,
             queue=queue,
             landscape=surface,
+            story=st.session_state.get(K + "story"),
         )
 
 
@@ -327,7 +329,7 @@ def succeeded(hashes: tuple[str, ...]) -> dict[str, int]:
 
 
 def do_submit(
-    specs, *, title: str, description: str = "", tags=(), force=False, queue="cpu", landscape=None
+    specs, *, title: str, description: str = "", tags=(), force=False, queue="cpu", landscape=None, story=None
 ) -> None:
     if not can_write():
         st.error("sign in to launch runs")
@@ -352,18 +354,38 @@ def do_submit(
     if result.experiment_id is None:
         st.warning(f"nothing queued: all {len(result.skipped)} configurations already succeeded")
         return
-    st.success(f"Experiment {result.experiment_id}: queued {len(result.run_ids)} runs.")
-    if result.landscape_job_ids:
-        st.info(f"A loss landscape follows each run that succeeds ({len(result.landscape_job_ids)} pending).")
-    if result.skipped:
-        st.info(f"skipped {len(result.skipped)} configurations that already succeeded")
-    if result.warning:
-        st.warning(result.warning)
-    c1, c2 = st.columns(2)
-    with c1:
-        link("runs", "Watch them on Runs", exp=result.experiment_id)
-    with c2:
-        link("compare", "Compare them", exp=result.experiment_id)
+    # rerun at once, so the page reflects the launch (the empty-database box goes, story links appear);
+    # what was launched is shown on top of the fresh page
+    st.session_state[FLASH] = {"exp": result.experiment_id, "runs": len(result.run_ids),
+                               "landscapes": len(result.landscape_job_ids), "skipped": len(result.skipped),
+                               "warning": result.warning, "story": story}  # fmt: skip
+    st.session_state.pop(K + "sure", None)  # a second large launch asks again
+    st.rerun()
+
+
+FLASH = "launch_flash"
+
+
+def show_launched() -> None:
+    """The last launch's result, once, on the page it reran into."""
+    done = st.session_state.pop(FLASH, None)
+    if not done:
+        return
+    st.success(f"Experiment {done['exp']}: queued {done['runs']} runs.")
+    if done["landscapes"]:
+        st.info(f"A loss landscape follows each run that succeeds ({done['landscapes']} pending).")
+    if done["skipped"]:
+        st.info(f"skipped {done['skipped']} configurations that already succeeded")
+    if done["warning"]:
+        st.warning(done["warning"])
+    cols = st.columns(3 if done["story"] else 2)
+    with cols[0]:
+        link("runs", "Watch them on Runs", exp=done["exp"])
+    with cols[1]:
+        link("compare", "Compare them", exp=done["exp"])
+    if done["story"]:
+        with cols[2]:
+            link("present", "Open the story view", story=done["story"])
 
 
 def demo_box(writable: bool) -> None:
@@ -375,5 +397,5 @@ def demo_box(writable: bool) -> None:
             "minutes on a 2-core CPU). When they finish, the story view tells what they found."
         )
         if st.button("Run the demo", type="primary", disabled=not writable, key="demo_go"):
-            do_submit(specs, title=DEMO.title, description="the one-click demo", tags=[DEMO.tag, "demo"])
-            link("present", "Open the story view", story=DEMO.key)
+            do_submit(specs, title=DEMO.title, description="the one-click demo", tags=[DEMO.tag, "demo"],
+                      story=DEMO.key)  # fmt: skip

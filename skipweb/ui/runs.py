@@ -236,6 +236,9 @@ def actions(exp_id) -> None:
     from skipweb.services.launch import delete
 
     st.subheader("Actions")
+    if done := st.session_state.pop(FLASH, None):  # the last action's result, on the page it reran into
+        kind, message = done
+        (st.success if kind == "success" else st.error)(message)
     c1, c2, c3 = st.columns([1, 2, 2])
     run_id = c1.number_input("Run id", min_value=1, step=1, value=None, key="runs_action_id")
     with c2:
@@ -243,7 +246,7 @@ def actions(exp_id) -> None:
         if b1.button("Cancel", disabled=run_id is None, key="runs_cancel"):
             _do(lambda: f"run {run_id}: {db_runs.request_cancel(data.engine(), int(run_id))}")
         if b2.button("Retry", disabled=run_id is None, key="runs_retry"):
-            _do(lambda: f"run {run_id} queued again as run {_retry(int(run_id))}")
+            _do(lambda: _retry(int(run_id)))
         link("run", "Open run detail", run=run_id)
     with c3:
         confirm = st.checkbox("Yes, delete it with its metrics and checkpoints", key="runs_confirm_delete")
@@ -251,21 +254,28 @@ def actions(exp_id) -> None:
         if d1.button("Delete run", disabled=run_id is None or not confirm, key="runs_delete"):
             _do(lambda: delete(run_id=int(run_id), db=data.engine()))
         if d2.button("Delete experiment", disabled=exp_id is None or not confirm, key="runs_delete_exp"):
-            _do(lambda: delete(experiment_id=int(exp_id), db=data.engine()))
+            _do(lambda: delete(experiment_id=int(exp_id), db=data.engine()), deleted_experiment=True)
 
 
-def _retry(run_id: int) -> int:
+def _retry(run_id: int) -> str:
     from skipweb.services.launch import retry
 
     new_id, warning = retry(run_id, db=data.engine(), celery=data.celery_app())
-    if warning:
-        st.warning(warning)
-    return new_id
+    return f"run {run_id} queued again as run {new_id}" + (f" ({warning})" if warning else "")
 
 
-def _do(action) -> None:
+FLASH = "runs_flash"
+
+
+def _do(action, deleted_experiment: bool = False) -> None:
+    """Run an action, then rerun the page at once so it reflects it (rows, headers, the cleared
+    confirmation); its one-line result is shown above the actions."""
     try:
-        st.success(action())
+        st.session_state[FLASH] = ("success", action())
     except (RunNotFound, RunStateError) as e:
-        st.error(str(e).splitlines()[0])
+        st.session_state[FLASH] = ("error", str(e).splitlines()[0])
     data.clear()
+    st.session_state.pop("runs_confirm_delete", None)
+    if deleted_experiment and "exp" in st.query_params:
+        del st.query_params["exp"]
+    st.rerun()
