@@ -150,8 +150,10 @@ def page() -> None:
     story_links(exps)
 
     st.subheader("Presets")
-    cols = st.columns(len(PRESETS))
-    for col, (name, preset) in zip(cols, PRESETS.items(), strict=True):
+    per_row = 4  # seven presets in one row truncated their names
+    items = list(PRESETS.items())
+    cols = [c for i in range(0, len(items), per_row) for c in st.columns(per_row)][: len(items)]
+    for col, (name, preset) in zip(cols, items, strict=True):
         col.button(
             name,
             key=f"preset_{name}",

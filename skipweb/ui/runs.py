@@ -88,6 +88,8 @@ COLUMNS = {
     "detail": st.column_config.LinkColumn("detail", display_text="open"),
     "id": st.column_config.NumberColumn("id", format="%d"),
     "exp": st.column_config.NumberColumn("exp", format="%d"),
+    "reason": st.column_config.TextColumn("reason", width="large"),  # readable, not "cancelle…"
+    "status": st.column_config.TextColumn("status", width="medium"),
 }
 
 
@@ -165,7 +167,7 @@ def page() -> None:
                     "title": e.title,
                     "owner": e.owner or "",
                     "tags": ", ".join(e.tags),
-                    "created": e.created_at,
+                    "created": e.created_at.strftime("%Y-%m-%d %H:%M") if e.created_at else "",
                     **{s: e.counts.get(s, 0) for s in RUN_STATUSES},
                     "compare": f"./compare?exp={e.id}",
                     "runs": f"./runs?exp={e.id}",
