@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import exc, text
 from sqlalchemy.engine import Engine
 
 from db.errors import SchemaError
@@ -25,8 +23,19 @@ UPGRADE_COMMAND = "skipweb db upgrade"
 
 __all__ = ["SchemaError", "check", "current", "downgrade", "head", "make_revision", "upgrade"]
 
+if TYPE_CHECKING:  # Alembic is imported where a migration runs: a command that only reads never loads it
+    from alembic.config import Config
+
+
+def newest_revision() -> str:
+    """The newest migration's id from the file names (``make_revision`` names them ``NNNN_*.py``): what
+    :func:`check` compares with, without loading Alembic (tests check it equals :func:`head`)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
 
 def config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Offline (--sql) mode reads the URL from here; '%' must be doubled for configparser.
@@ -36,6 +45,8 @@ def config(url: str | None = None) -> Config:
 
 def head() -> str:
     """The revision this code needs."""
+    from alembic.script import ScriptDirectory
+
     heads = ScriptDirectory.from_config(config("sqlite://")).get_heads()
     assert len(heads) == 1, f"migrations have several heads: {heads}"
     return heads[0]
@@ -43,11 +54,15 @@ def head() -> str:
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Bring the database at ``url`` (default: settings) to ``revision`` in one transaction."""
+    from alembic import command
+
     _run(url, lambda cfg: command.upgrade(cfg, revision))
 
 
 def downgrade(url: str | None, revision: str) -> None:
     """Step the schema back to ``revision`` ("base" drops every skipweb table). For development."""
+    from alembic import command
+
     _run(url, lambda cfg: command.downgrade(cfg, revision))
 
 
@@ -66,6 +81,8 @@ def _run(url: str | None, fn: Callable[[Config], None]) -> None:
 
 def current(db: str | Engine | None = None) -> str | None:
     """The database's revision, or None when it has no skipweb schema."""
+    from alembic.runtime.migration import MigrationContext
+
     engine = db if isinstance(db, Engine) else get_engine(db)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
@@ -75,6 +92,15 @@ def current(db: str | Engine | None = None) -> str | None:
 def check(db: str | Engine | None = None) -> str:
     """Raise :class:`SchemaError` unless the database is at :func:`head`; return the revision."""
     engine = db if isinstance(db, Engine) else get_engine(db)
+    try:  # the common case, read in one query without Alembic: the schema is current
+        with engine.connect() as conn:
+            rev = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        if rev == newest_revision():
+            return rev
+    except (exc.OperationalError, exc.ProgrammingError):  # no version table: say so below
+        pass
+    from alembic.script import ScriptDirectory
+
     where = f"database at {redacted(engine)}"
     rev, need = current(engine), head()
     if rev is None:
@@ -92,6 +118,9 @@ def check(db: str | Engine | None = None) -> str:
 
 def make_revision(message: str, url: str | None = None, autogenerate: bool = True) -> None:
     """Write a new migration in db/migrations/versions (developers; compares the models to ``url``)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     scripts = ScriptDirectory.from_config(config("sqlite://"))
     rev_id = f"{len(list(scripts.walk_revisions())) + 1:04d}"
     _run(url, lambda cfg: command.revision(cfg, message, autogenerate=autogenerate, rev_id=rev_id))
