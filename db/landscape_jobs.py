@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 
@@ -151,11 +151,13 @@ def finish(
     return LEASE.finish(db, job_id, owner, status, reason)
 
 
-def requeue_expired_jobs(db: DbLike, lease_seconds: float, max_attempts: int) -> tuple[list[int], list[int]]:
+def requeue_expired_jobs(
+    db: DbLike, lease_seconds: float, max_attempts: int, seen: dict[int, Any] | None = None
+) -> tuple[list[int], list[int]]:
     """For the sweep: running jobs whose worker stopped heartbeating for ``lease_seconds`` (killed
     mid-landscape) go back to queued, to be published again, or fail past ``max_attempts`` (db.lease).
-    Returns (requeued ids, failed ids)."""
-    return LEASE.requeue_expired(db, lease_seconds, max_attempts)
+    Returns (requeued ids, failed ids). ``seen``: see db.lease (a sweeper's memory)."""
+    return LEASE.requeue_expired(db, lease_seconds, max_attempts, seen=seen)
 
 
 def list_jobs(db: DbLike, run_id: int) -> list[LandscapeJobRecord]:

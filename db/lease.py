@@ -27,6 +27,8 @@ from sqlalchemy import Update, or_, select, update
 from db.coltypes import coalesce_now
 from db.session import DbLike, db_now, scope
 
+_UNSEEN = object()
+
 
 def gave_up(attempts: int, who: str) -> str:
     return f"gave up after {attempts} attempts: the worker died each time (last: {who})"
@@ -105,6 +107,7 @@ class Lease:
         lease_seconds: float,
         max_attempts: int,
         ending: Callable[[Any, str], Mapping[str, Any] | None] | None = None,
+        seen: dict[int, Any] | None = None,
     ) -> tuple[list[int], list[int]]:
         """For the sweep: running rows whose holder stopped heartbeating for ``lease_seconds``.
 
@@ -113,6 +116,12 @@ class Lease:
         was requested is cancelled) by returning its final values. Returns (requeued ids, ended ids).
         Safe from several sweepers at once: FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite serialises
         writers anyway), and each UPDATE re-checks that the row is still expired.
+
+        ``seen`` (a sweeper's memory between its calls, updated in place): take a row only when the previous
+        call already found it expired with the same ``heartbeat_at``. After a database outage longer than
+        the lease every lease looks expired, the live holders' too; a live holder renews as soon as the
+        database answers (every heartbeat), so by the next sweep only the dead ones are still unchanged.
+        Without ``seen`` an expired row is taken at once.
         """
         t = self.table
         requeued: list[int] = []
@@ -124,6 +133,11 @@ class Lease:
                 or_(t.heartbeat_at < now - timedelta(seconds=lease_seconds), t.heartbeat_at.is_(None)),
             )
             rows = s.scalars(select(t).where(*expired).order_by(t.id).with_for_update(skip_locked=True)).all()
+            if seen is not None:
+                first = {r.id: r.heartbeat_at for r in rows if seen.get(r.id, _UNSEEN) != r.heartbeat_at}
+                seen.clear()
+                seen.update(first)
+                rows = [r for r in rows if r.id not in first]
             for row in rows:
                 who = row.lease_owner or "unknown"
                 values = dict(ending(row, who) or {}) if ending else {}

@@ -153,17 +153,19 @@ def request_cancel(db: DbLike, run_id: int) -> Literal["cancelled", "requested"]
         raise RunStateError(f"run {run_id} already {status}; there is nothing to cancel")
 
 
-def requeue_expired(db: DbLike, lease_seconds: float, max_attempts: int) -> tuple[list[int], list[int]]:
+def requeue_expired(
+    db: DbLike, lease_seconds: float, max_attempts: int, seen: dict[int, Any] | None = None
+) -> tuple[list[int], list[int]]:
     """Sweep running runs whose worker stopped heartbeating for ``lease_seconds`` (db.lease): requeued to
     resume from their checkpoint, failed at ``max_attempts``, or cancelled when a cancel was requested.
-    Returns (requeued ids, ids that reached a final state)."""
+    Returns (requeued ids, ids that reached a final state). ``seen``: see db.lease (a sweeper's memory)."""
 
     def cancelled(row: SqlRun, who: str) -> dict[str, Any] | None:
         if not row.cancel_requested:
             return None
         return {"status": "cancelled", "reason": f"cancelled; worker {who} stopped heartbeating before it stopped"}
 
-    return LEASE.requeue_expired(db, lease_seconds, max_attempts, ending=cancelled)
+    return LEASE.requeue_expired(db, lease_seconds, max_attempts, ending=cancelled, seen=seen)
 
 
 def retry(db: DbLike, run_id: int, checkpoint_dir: Path | None = None) -> int:

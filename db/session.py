@@ -46,6 +46,13 @@ def default_url() -> str:
     return get_settings().db_url
 
 
+def idle_in_transaction_ms() -> int:
+    """Half the settings' lease: a frozen holder's locks are gone before its lease runs out."""
+    from skipweb.settings import get_settings
+
+    return int(1000 * max(1.0, get_settings().lease_seconds / 2))
+
+
 def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
     """A new engine configured for skipweb. Most code wants the cached :func:`get_engine` instead.
 
@@ -53,6 +60,15 @@ def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
     and with foreign keys on, dropping a parent table would cascade-delete its children's rows.
     """
     u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        # A process frozen or cut off inside a transaction (SIGSTOP, a paused VM, a dead host whose TCP
+        # connection lingers for hours) would keep its row locks, such as write_batch's FOR SHARE fence on
+        # its run, until it woke: the sweep (FOR UPDATE SKIP LOCKED) could never requeue that run. The
+        # server ends such a session once it has idled in its transaction for half a lease.
+        options = f"-c idle_in_transaction_session_timeout={idle_in_transaction_ms()}"
+        if given := u.query.get("options"):  # the URL's own ?options=... are kept
+            options = f"{given} {options}"
+        return create_engine(u, pool_pre_ping=True, connect_args={"options": options})
     if u.get_backend_name() != "sqlite":
         return create_engine(u, pool_pre_ping=True)
     if u.database and u.database != ":memory:":

@@ -65,6 +65,7 @@ class Stack:
             SKIPWEB_DATA_DIR=str(self.data_dir),
             SKIPWEB_DATABASE_URL=self.db_url,
             SKIPWEB_LEASE_SECONDS="6",
+            SKIPWEB_REPUBLISH_SECONDS="5",  # a lost message is published again after 5 s, not 30
             SKIPWEB_HEARTBEAT_SECONDS="1",
             SKIPWEB_MAX_ATTEMPTS="3",
             PYTHONPATH=str(REPO),
@@ -85,6 +86,7 @@ class Stack:
             broker_url=self.broker_url,
             lease_seconds=6,
             heartbeat_seconds=1,
+            republish_seconds=5,
         )
 
     def celery(self):
@@ -185,7 +187,8 @@ class Stack:
 
         specs = plan(families, depths, seeds, {**TINY, **base})
         exp = experiments.create_experiment(self.db_url, "unchecked")
-        ids = runs.add_runs(self.db_url, exp, [row(s) for s in specs], queue="cpu")
+        ckpt = self.settings().checkpoint_dir  # this stack's, whatever this process's settings say
+        ids = runs.add_runs(self.db_url, exp, [row(s) for s in specs], checkpoint_dir=ckpt, queue="cpu")
         enqueue(ids, queue="cpu", celery=self.celery())
         return ids
 
@@ -201,7 +204,9 @@ def _train_loss_steps(db_url: str, run_id: int) -> list[int]:
 
 
 def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator:
-    """make_stack(db="sqlite"|"postgresql", broker=None|"redis"|"amqp") -> Stack; workers die at teardown."""
+    """make_stack(db="sqlite"|"postgresql"|URL, broker=None|"redis"|"amqp"|URL) -> Stack; workers die at
+    teardown. A database URL (e.g. a private cluster's fresh database) is migrated; a ``redis://`` URL is
+    flushed and used instead of the shared Redis."""
     from db import migrate
     from db.session import dispose_engine
     from skipweb.settings import get_settings
@@ -211,6 +216,9 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
     def make(db: str = "sqlite", broker: str | None = None) -> Stack:
         if db == "sqlite":
             url = f"sqlite:///{tmp_path / 'skipweb.db'}"
+            migrate.upgrade(url)
+        elif "://" in db:
+            url = db
             migrate.upgrade(url)
         else:
             url = request.getfixturevalue("pg_module_url")
@@ -222,7 +230,12 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
             with get_engine(url).begin() as conn:
                 conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         broker_url = None
-        if broker == "redis":
+        if broker and broker.startswith("redis://"):
+            import redis
+
+            redis.Redis.from_url(broker).flushdb()
+            broker_url = broker
+        elif broker == "redis":
             if not _redis_answers():
                 pytest.skip(f"Redis is not running at 127.0.0.1:6379; start it: {REDIS_START}")
             import redis
@@ -250,9 +263,3 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
         stack.stop_all()
         dispose_engine(stack.db_url)
     get_settings.cache_clear()
-
-
-MODES = [
-    pytest.param(("sqlite", None), id="embedded"),
-    pytest.param(("postgresql", "redis"), id="redis_pg"),
-]

@@ -52,16 +52,18 @@ class Heartbeat(threading.Thread):
         failing = 0
         while not self._done.wait(self.interval):
             try:
-                if not self.renew():
-                    self.stop.set()
+                renewed = self.renew()
             except Exception as exc:  # a DB hiccup must not kill the thread; the next beat retries
                 failing += 1
                 why = cause(exc) if transient(exc) else one_line(exc)
                 log.warning("%s: could not renew the lease (%s); next try in %.0f s", self.name, why,
                             self.interval)  # fmt: skip
                 continue
+            if not renewed:
+                self.stop.set()
             if failing:
-                log.warning("%s: lease renewed again after %d failed beats", self.name, failing)
+                what = "lease renewed again" if renewed else "database answered again, but the lease is lost"
+                log.warning("%s: %s after %d failed beats", self.name, what, failing)
                 failing = 0
 
     def close(self) -> None:

@@ -43,10 +43,15 @@ def broker_depth(celery, queue: str) -> int | None:
         return None
 
 
-def sweep(celery, settings: Settings | None = None) -> dict:
+def sweep(celery, settings: Settings | None = None, seen: dict[str, dict] | None = None) -> dict:
+    """One sweep. ``seen``: the Sweeper's memory of expired leases between sweeps (db.lease): with it, a
+    lease is taken only when it was already expired, unchanged, at the previous sweep, so a worker that
+    is alive but could not reach the database for longer than its lease keeps its run."""
     settings = settings or get_settings()
     engine = get_engine(settings.db_url)
-    requeued, ended = runs.requeue_expired(engine, settings.lease_seconds, settings.max_attempts)
+    seen = seen if seen is not None else {}
+    requeued, ended = runs.requeue_expired(engine, settings.lease_seconds, settings.max_attempts,
+                                           seen=seen.get("runs"))  # fmt: skip
     # each run to its own queue (broker.route): a GPU run must not land on the CPU queue
     broker.publish_runs([r for i in requeued if (r := runs.get_run(engine, i))], celery)
     republished: list[int] = []
@@ -65,7 +70,7 @@ def sweep(celery, settings: Settings | None = None) -> dict:
         "requeued": requeued,
         "ended": ended,
         "republished": republished,
-        **sweep_landscapes(celery, engine, settings=settings),
+        **sweep_landscapes(celery, engine, settings=settings, seen=seen.get("landscapes")),
     }
 
 
@@ -73,14 +78,14 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def sweep_landscapes(celery, engine, settings: Settings | None = None) -> dict:
+def sweep_landscapes(celery, engine, settings: Settings | None = None, seen: dict | None = None) -> dict:
     """Requeue landscape jobs whose worker died (lease older than the settings' ``lease_seconds``) or fail
     them past ``max_attempts``; settle pending jobs of ended runs; publish the requeued and released ones,
     and every queued one older than the settings' ``republish_seconds`` when the broker's queues are empty (its message
     may be lost)."""
     settings = settings or get_settings()
     requeued, lost = landscape_jobs.requeue_expired_jobs(
-        engine, settings.lease_seconds, settings.max_attempts
+        engine, settings.lease_seconds, settings.max_attempts, seen=seen
     )
     released, failed = landscape_jobs.settle_pending(engine)
     failed = sorted(lost + failed)
@@ -101,15 +106,19 @@ def sweep_landscapes(celery, engine, settings: Settings | None = None) -> dict:
 
 
 class Sweeper(threading.Thread):
+    """Sweeps every ``every`` seconds, remembering the expired leases it saw: one is taken on its second
+    sighting, unchanged (a live worker renews in between, ``every`` being longer than a heartbeat)."""
+
     def __init__(self, celery, settings: Settings, every: float):
         super().__init__(daemon=True, name="sweeper")
         self.celery, self.settings, self.every = celery, settings, every
+        self.seen: dict[str, dict] = {"runs": {}, "landscapes": {}}
 
     def run(self) -> None:
         failing = 0
         while True:
             try:
-                sweep(self.celery, self.settings)
+                sweep(self.celery, self.settings, self.seen)
             except Exception as exc:  # an outage: one line per try with its cause, not a traceback
                 failing += 1
                 log.warning("sweep failed (%s); next try in %.0f s", cause(exc) if transient(exc) else one_line(exc),
