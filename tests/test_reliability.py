@@ -27,23 +27,26 @@ from worker_stack import (
 )
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
+# Every wait below returns on its event; this only bounds a failure. Generous, because a shared 2-core machine
+# can be many times slower than a quiet one (a benchmark on the sibling hyperthread made a 27 s test take 200 s).
+BOUND = 600
 
 
 # ---- 1. a worker killed mid-run (embedded; PostgreSQL + Redis: tests/test_outage_matrix.py) ------------
 def test_killed_worker_run_resumes_without_gaps(make_stack):
     stack = make_stack("sqlite", None)
-    # 40 short epochs (~0.1 s each): after the first checkpoint the kill lands with the run far from its
+    # 40 short epochs (10 steps each): after the first checkpoint the kill lands with the run far from its
     # end however busy the machine is (with 3 epochs, CI once finished the run between poll and kill)
-    [run_id] = stack.submit(["mlp"], [4], [0], dataset="digits", epochs=40, subset=None, batch_size=32)
+    [run_id] = stack.submit(["mlp"], [4], [0], dataset="digits", epochs=40, subset=320, batch_size=32)
     first = stack.start_worker()
-    stack.wait(lambda: stack.run(run_id).epochs_done >= 1, 120, "the first epoch (a checkpoint)", every=0.2)
+    stack.wait(lambda: stack.run(run_id).epochs_done >= 1, BOUND, "the first epoch (a checkpoint)", every=0.2)
     stack.kill(first)
     killed = stack.run(run_id)
     assert killed.status == "running", f"the run ended before the kill ({killed.status}); make it longer"
     assert killed.attempts == 1
 
     stack.start_worker()
-    [rec] = stack.wait_final([run_id], 180)
+    [rec] = stack.wait_final([run_id], BOUND)
     assert rec.status == "succeeded", (rec.reason, stack.dump_logs())
     assert rec.attempts == 2
     assert rec.total_steps and rec.steps_done == rec.total_steps
@@ -70,7 +73,7 @@ def test_killed_worker_landscape_job_is_requeued_and_succeeds(make_stack):
     [run_id], [job_id] = result.run_ids, result.landscape_job_ids
     first = stack.start_worker()
     stack.wait(
-        lambda: J.get_job(stack.db_url, job_id).status == "running", 120, "the landscape job", every=0.1
+        lambda: J.get_job(stack.db_url, job_id).status == "running", BOUND, "the landscape job", every=0.1
     )
     stack.kill(first)
     killed = J.get_job(stack.db_url, job_id)
@@ -80,7 +83,7 @@ def test_killed_worker_landscape_job_is_requeued_and_succeeds(make_stack):
     stack.start_worker()  # its sweep requeues the job once the 6 s lease expires, and publishes it again
     stack.wait(
         lambda: J.get_job(stack.db_url, job_id).status in ("succeeded", "failed"),
-        120,
+        BOUND,
         "the landscape job to end",
     )
     job = J.get_job(stack.db_url, job_id)
@@ -121,7 +124,7 @@ def test_redis_restart_loses_no_queued_run(make_stack):
     t0 = time.monotonic()
     stack.start_worker()
     # the sweeper republishes queued runs older than SKIPWEB_REPUBLISH_SECONDS (5 s here) once the queues are empty
-    records = stack.wait_final(ids, 150)
+    records = stack.wait_final(ids, BOUND)
     assert [r.status for r in records] == ["succeeded"] * 3, [(r.status, r.reason) for r in records]
     assert [r.attempts for r in records] == [1, 1, 1]
     log = stack.log_text(0)
@@ -153,7 +156,7 @@ def test_fifty_concurrent_submissions_each_train_once(make_stack):
 
     stack.start_worker()
     t1 = time.monotonic()
-    records = stack.wait_final(ids, 300)
+    records = stack.wait_final(ids, BOUND)
     t_train = time.monotonic() - t1
     bad = [
         (r.id, r.status, r.attempts, r.reason) for r in records if r.status != "succeeded" or r.attempts != 1
@@ -187,12 +190,12 @@ def test_failed_diverged_cancelled_runs_end_with_reasons(make_stack):
 
     stack.wait(
         lambda: stack.run(cancel).status == "running" and len(_train_loss_steps(stack.db_url, cancel)) > 0,
-        180,
+        BOUND,
         "the long run to record its first steps",
     )
     out = stack.cli("cancel", str(cancel))
     assert out.returncode == 0, out.stderr
-    recs = {r.id: r for r in stack.wait_final([missing, diverge, cancel], 120)}
+    recs = {r.id: r for r in stack.wait_final([missing, diverge, cancel], BOUND)}
 
     m = recs[missing]
     assert m.status == "failed"
@@ -216,7 +219,7 @@ def test_two_workers_share_one_sqlite_database(make_stack):
     ids = stack.submit(["mlp"], [2], list(range(4)), subset=256, epochs=2, batch_size=8, probe_every=1)
     stack.start_worker()
     stack.start_worker()
-    records = stack.wait_final(ids, 240)
+    records = stack.wait_final(ids, BOUND)
     assert [r.status for r in records] == ["succeeded"] * 4, [(r.status, r.reason) for r in records]
     assert all(r.attempts == 1 for r in records)
     for i in (0, 1):
@@ -264,7 +267,7 @@ def test_malformed_spec_in_database_fails_with_reason(make_stack):
     [good] = stack.submit(["mlp"], [2], [0])
     enqueue(bad, celery=stack.celery())
     stack.start_worker()
-    recs = stack.wait_final([*bad, good], 120)
+    recs = stack.wait_final([*bad, good], BOUND)
     for r in recs[:3]:
         assert r.status == "failed" and r.reason.startswith("invalid spec:"), (r.status, r.reason)
         assert "\n" not in r.reason
@@ -295,6 +298,6 @@ def test_rabbitmq_broker_trains_a_run(make_stack):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(result["run_ids"]) == 1 and "warning" not in result
     stack.start_worker()
-    [rec] = stack.wait_final(result["run_ids"], 120)
+    [rec] = stack.wait_final(result["run_ids"], BOUND)
     assert rec.status == "succeeded", (rec.reason, stack.dump_logs())
     assert rec.attempts == 1
