@@ -80,8 +80,9 @@ def main() -> None:
         for fut in as_completed([pool.submit(one, w) for w in work]):
             r = fut.result()
             results.append(r)
+            miou = f", test mIoU {r['miou']:.3f}" if r["miou"] is not None else ""
             print(f"  {r['family']}-{r['depth']} {r['dataset']} seed {r['seed']}: {r['status']}, train error "
-                  f"{r['train']:.3f}, test error {r['test']:.3f}, {r['cpu_s']:.0f} CPU s", flush=True)  # fmt: skip
+                  f"{r['train']:.3f}, test error {r['test']:.3f}{miou}, {r['cpu_s']:.0f} CPU s", flush=True)  # fmt: skip
     print("\n| family | depth | dataset | recipe | train error | test error (mIoU) | chance error | CPU s/run | ok |")
     print("|---|---|---|---|---|---|---|---|---|")
     for f, ds, d in configs:
