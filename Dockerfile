@@ -7,5 +7,8 @@ RUN pip install -r requirements.txt
 COPY . .
 RUN pip install --no-deps -e .
 ENV SKIPWEB_DATA_DIR=/data
+# workers and the web app run as an unprivileged user: a process that trains on shared data needs no root
+RUN useradd --create-home --uid 1000 skipweb && mkdir -p /data && chown skipweb /data
+USER skipweb
 EXPOSE 8501
 CMD ["skipweb", "up", "--no-worker", "--host", "0.0.0.0"]

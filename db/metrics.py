@@ -131,6 +131,29 @@ def read_probe_layers(db: DbLike, run_ids: Iterable[int]) -> dict[int, list[Prob
     return out
 
 
+def read_probes_long(db: DbLike, run_ids: Iterable[int]) -> pd.DataFrame:
+    """Every probe statistic as :func:`read_metrics` rows: key ``probe/<stat>/<layer>``, one row per step and
+    layer (for export; the charts read the packed matrices with :func:`read_grad`)."""
+    ids = list(run_ids)
+    layers = read_probe_layers(db, ids)
+    with scope(db, read_only=True) as s:
+        epochs = dict(((r, st), e) for r, st, e in s.execute(
+            select(SqlProbeStep.run_id, SqlProbeStep.step, SqlProbeStep.epoch).where(SqlProbeStep.run_id.in_(ids))))
+    frames = [pd.DataFrame(columns=METRIC_COLUMNS)]
+    for stat in PROBE_STATS:
+        for run_id, (steps, matrix) in read_grad(db, ids, stat).items():
+            names = np.array([f"probe/{stat}/{layer.name}" for layer in layers[run_id]], dtype=object)
+            if not len(steps) or not len(names):
+                continue
+            n = min(len(names), matrix.shape[1])
+            frames.append(pd.DataFrame({
+                "run_id": run_id, "key": np.tile(names[:n], len(steps)), "step": np.repeat(steps, n),
+                "epoch": np.repeat([epochs[run_id, int(st)] for st in steps], n),
+                "value": matrix[:, :n].astype(np.float64).ravel(), "wall": np.nan}))  # fmt: skip
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return out.sort_values(["run_id", "key", "step"], kind="stable", ignore_index=True)
+
+
 def latest(db: DbLike, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
     """run id → {key: value at the newest step}, from latest_metrics (no history scan)."""
     with scope(db, read_only=True) as s:

@@ -140,6 +140,22 @@ def test_submit_status_cancel_export(tmp_path):
     assert (first.dataset, first.epochs, first.batch_size) == ("digits", 1, 32) and first.lr == 0.025
     assert json.loads(first.spec)["family"] == "mlp" and "width" in json.loads(first.options)
 
+    # --probes adds every per-layer probe statistic, equal to what the charts read
+    from db.metrics import read_grad, read_probe_layers
+
+    assert not df.key.str.startswith("probe/").any()
+    res = sw("export", str(exp), "--probes", "-o", str(tmp_path / "p.csv"), tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr
+    probes = pd.read_csv(tmp_path / "p.csv")
+    probes = probes[probes.key.str.startswith("probe/")]
+    db_url = f"sqlite:///{tmp_path / 'sw' / 'skipweb.db'}"
+    steps, matrix = read_grad(db_url, [tr["run_id"]], "grad_norm")[tr["run_id"]]
+    layers = read_probe_layers(db_url, [tr["run_id"]])[tr["run_id"]]
+    assert len(steps) and len(probes) == 3 * matrix.size
+    first_layer = probes[probes.key == f"probe/grad_norm/{layers[0].name}"]
+    assert first_layer.step.tolist() == steps.tolist()
+    assert first_layer.value.to_numpy() == pytest.approx(matrix[:, 0], rel=1e-6)
+
 
 def test_export_never_overwrites_without_force_and_os_errors_are_one_line(tmp_path):
     out = sw("submit", "mlp", "--depth", "4", "--json", tmp_path=tmp_path)

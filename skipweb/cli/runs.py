@@ -116,8 +116,13 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json")] = "csv",
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")] = Path("metrics.csv"),
     force: Annotated[bool, typer.Option("--force", help="overwrite the output file if it exists")] = False,
+    probes: Annotated[bool, typer.Option("--probes", help="add every per-layer probe statistic as rows keyed "
+                                         "probe/<stat>/<layer> (gradient norm, weight norm, update ratio)")] = False,
 ) -> None:
-    """Every metric of an experiment's runs, one row per (run, key, step), with the run's label and spec."""
+    """Every metric of an experiment's runs, one row per (run, key, step), with each run's label, status, recipe
+    columns and whole spec (JSON); --probes adds the per-layer probe statistics."""
+    import pandas as pd
+
     from db import experiments, metrics, runs
 
     if fmt not in ("csv", "parquet", "json"):
@@ -131,6 +136,8 @@ def export(
         raise UserError(f"no experiment {experiment}; see `skipweb status` for experiment ids")
     records = runs.list_runs(settings.db_url, experiment_id=experiment, limit=100_000)
     df = metrics.read_metrics(settings.db_url, [r.id for r in records])
+    if probes:
+        df = pd.concat([df, metrics.read_probes_long(settings.db_url, [r.id for r in records])], ignore_index=True)
     info = {r.id: {"label": r.label, "family": r.family, "depth": r.depth, "seed": r.seed, "status": r.status,
                    **{k: r.spec.get(k) for k in SPEC_COLUMNS}, "options": json.dumps(r.spec.get("options", {})),
                    "spec": r.spec_json} for r in records}  # fmt: skip
@@ -185,8 +192,25 @@ def worker(
     torch.set_num_threads(threads or share_of_cores(1))
     from skipweb.services.broker import app  # it loads the task bodies (workers.tasks) by name
 
+    quiet_root_warning()
     app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={queue_list}",
                      f"--loglevel={loglevel}", f"--hostname={name}", "--without-gossip", "--without-mingle"])
+
+
+def quiet_root_warning() -> None:
+    """Celery prints a 6-line "absolutely not recommended" block when a worker runs as root (as in many
+    containers and on this project's CI machine). Say once, in one line, what the risk is and is not instead:
+    this app accepts JSON messages only (Celery refuses root outright when pickle is accepted), so a message on
+    the broker cannot run code; root still lets a compromised training job touch the whole machine."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    print("worker running as root: it accepts JSON messages only, so the broker cannot make it "
+          "run code, but prefer an unprivileged user (the Docker image runs as 'skipweb')", file=sys.stderr)
 
 
 def share_of_cores(processes: int) -> int:
