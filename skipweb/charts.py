@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative, sequential
 from plotly.subplots import make_subplots
 
+from skipweb.charts_network import block_of
 from skipweb.facts import Metric
 
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Dark2
@@ -30,12 +31,7 @@ X_AXES = ("step", "epoch", "wall", "samples")
 X_TITLES = {"step": "optimizer step", "epoch": "epoch", "wall": "wall time (s)", "samples": "samples seen"}
 MAX_POINTS = 2000
 MAX_HEATMAP_COLS = 300
-SKIP_MARKER = {
-    "symbol": "triangle-right",
-    "size": 6,
-    "color": "white",
-    "line": {"width": 1, "color": "black"},
-}
+SKIP_BAR = "#ff7f0e"
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
@@ -118,6 +114,17 @@ def for_projector(fig: go.Figure, size: int = 20, height: int = 650) -> go.Figur
         if "colorbar" in trace:
             trace.update(colorbar={"tickfont": {"size": size - 2}})
     return fig
+
+
+def log_axis(fig: go.Figure, ys: Iterable[np.ndarray], axis: str = "y") -> go.Figure:
+    """A log axis whose labels never collide: one label per decade when the data span two or more decades,
+    else 1-2-5 (Plotly's default labels every digit of a short range, and they overlap in small panels)."""
+    pos = [v[np.isfinite(v) & (v > 0)] for v in (np.asarray(y, dtype=np.float64) for y in ys)]
+    pos = [v for v in pos if v.size]
+    span = np.log10(max(v.max() for v in pos) / min(v.min() for v in pos)) if pos else 0.0
+    ticks = {"dtick": 1, "exponentformat": "power"} if span >= 2 else {"dtick": "D2"}
+    update = fig.update_yaxes if axis == "y" else fig.update_xaxes
+    return update(type="log", minor={"ticks": "inside", "showgrid": False}, **ticks)
 
 
 def seed_dashes(labels: Iterable[str]) -> dict[str, str]:
@@ -249,7 +256,7 @@ def curves(
         )
     _layout(fig, key, X_TITLES[x], key).update_layout(hovermode="x unified")
     if log_y:
-        fig.update_yaxes(type="log")
+        log_axis(fig, [t.y for t in fig.data if t.y is not None])
     return fig
 
 
@@ -330,28 +337,39 @@ def grad_heatmaps(
             row=1,
             col=i,
         )
-        recs = list((layers or {}).get(lab, []))
-        skip = [r for r in recs if getattr(r, "skip", False)]
-        if skip:
+        spans = skip_spans(list((layers or {}).get(lab, [])))
+        if spans:  # a bar beside the heatmap over each skip-bridged block
+            dx = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
+            x = float(xs[0]) - 0.9 * dx
+            ys: list[float | None] = []
+            for first, last, _ in spans:
+                ys += [first - 0.4, last + 0.4, None]
             fig.add_trace(
-                go.Scatter(
-                    x=[xs[0]] * len(skip),
-                    y=[r.idx for r in skip],
-                    mode="markers",
-                    marker=SKIP_MARKER,
-                    hovertext=[f"layer {r.idx} {r.name}: skip-bridged" for r in skip],
-                    hoverinfo="text",
-                    showlegend=False,
-                ),
-                row=1,
-                col=i,
-            )
+                go.Scatter(x=[x if y is not None else None for y in ys], y=ys, mode="lines",
+                           line={"color": SKIP_BAR, "width": 5}, hoverinfo="text", showlegend=False,
+                           hovertext=[f"{spans[k // 3][2]}: skip-bridged" for k in range(len(ys))]),
+                row=1, col=i,
+            )  # fmt: skip
         fig.update_xaxes(title_text="step", row=1, col=i)
     fig.update_yaxes(title_text="probe layer (input → output)", row=1, col=1)
     bar = {"title": {"text": f"log10 {stat}"}}
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": zmin, "cmax": zmax, "colorbar": bar})
-    title = f"{stat} per layer over training (▸ = skip-bridged layer)"
+    title = f"{stat} per layer over training (orange bar = a skip-bridged block)"
     return fig.update_layout(title=title, margin={"t": 70, "l": 60, "r": 20, "b": 50})
+
+
+def skip_spans(layers: Sequence[Any]) -> list[tuple[int, int, str]]:
+    """(first idx, last idx, block) of each run of consecutive skip-bridged probe layers of one block."""
+    spans: list[tuple[int, int, str]] = []
+    for r in layers:
+        if not getattr(r, "skip", False):
+            continue
+        block = block_of(r.name)
+        if spans and spans[-1][2] == block and spans[-1][1] == r.idx - 1:
+            spans[-1] = (spans[-1][0], r.idx, block)
+        else:
+            spans.append((r.idx, r.idx, block))
+    return spans
 
 
 def nearest_index(steps: np.ndarray, step: int) -> int:
@@ -380,7 +398,7 @@ def grad_vs_depth(
             line={"color": colors.get(lab, PALETTE[0])},
         )
     _layout(fig, f"{stat} vs layer at step ≈ {int(step)}", "probe layer (input → output)", stat)
-    return fig.update_yaxes(type="log")
+    return log_axis(fig, [t.y for t in fig.data])
 
 
 # ---- across runs ------------------------------------------------------------------------------------
@@ -422,7 +440,7 @@ def error_vs_params(rows, metric: str = Metric.TEST_ERROR) -> go.Figure:
     fig = _family_lines(
         agg, "params", f"final {metric} vs parameters", "parameters (log)", f"final {metric}", hover
     )
-    return fig.update_xaxes(type="log")
+    return log_axis(fig, [t.x for t in fig.data if t.x is not None], axis="x")
 
 
 SUMMARY_COLUMNS = ["run", "label", "family", "depth", "seed", "status", "params", "FLOPs", "best test error",

@@ -21,6 +21,7 @@ from skipweb.charts import (
     _bucket_cols,
     _layout,
     color_map,
+    log_axis,
     nearest_index,
     shared_range,
     side_by_side,
@@ -44,6 +45,11 @@ VIEWS: dict[str, BlockStat] = {
     "act_std": BlockStat("log10 activation std", True, "Viridis"),
     "act_dead": BlockStat("dead-unit fraction", False, "Reds", fixed=(0.0, 1.0)),
     "gate": BlockStat("highway gate T (1 = transform)", False, "Cividis", fixed=(0.0, 1.0)),
+}
+NOT_DEFINED = {
+    "ratio": "no skip path",
+    "skip_grad": "no skip path",
+    "gate": "no highway gate",
 }
 LABELS = {
     "ratio": "skip/branch gradient ratio",
@@ -89,7 +95,11 @@ def block_heatmaps(series: Mapping[str, Any], view: str, *, max_cols: int = MAX_
     fig = side_by_side(labels)
     for i, lab in enumerate(labels, start=1):
         s, z = series[lab], zs[lab].T  # blocks × steps
-        if z.size == 0:
+        if z.size == 0 or not np.isfinite(z).any():
+            # e.g. the skip/branch ratio of a net without skips: a labelled empty panel, not empty axes
+            fig.add_annotation(text=f"not defined for this net<br>({NOT_DEFINED.get(view, 'no data')})",
+                               showarrow=False, row=1, col=i, xref="x domain", yref="y domain", x=0.5, y=0.5)  # fmt: skip
+            fig.update_xaxes(visible=False, row=1, col=i)
             continue
         xs, zb = _bucket_cols(np.asarray(s.steps), z, max_cols)
         names = [f"{b.name} ({b.kind})" for b in s.layers]
@@ -107,15 +117,6 @@ def block_heatmaps(series: Mapping[str, Any], view: str, *, max_cols: int = MAX_
             row=1,
             col=i,
         )
-        if not np.isfinite(z).any():
-            fig.add_annotation(
-                text="not defined for this net",
-                showarrow=False,
-                row=1,
-                col=i,
-                x=float(np.mean(xs)),
-                y=z.shape[0] / 2,
-            )
         fig.update_xaxes(title_text="step", row=1, col=i)
     fig.update_yaxes(title_text="block (input → output)", row=1, col=1)
     fig.update_layout(
@@ -156,8 +157,12 @@ def block_profile(
         )
     when = "last probe step" if step is None else f"step ≈ {int(step)}"
     _layout(fig, f"{LABELS[view]} per block at {when}", "block (input → output)", LABELS[view])
+    if not fig.data:  # only nets without skip paths (or gates): say so instead of drawing empty axes
+        fig.add_annotation(text=f"{LABELS[view]}: not defined for these nets ({NOT_DEFINED.get(view, 'no data')})",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)  # fmt: skip
+        return fig.update_xaxes(visible=False).update_yaxes(visible=False)
     if stat.log:
-        fig.update_yaxes(type="log")
+        log_axis(fig, [np.asarray(t.y, dtype=np.float64) for t in fig.data])
     if view == "ratio":
         fig.add_hline(y=1.0, line={"dash": "dot", "color": "gray"})
     return fig

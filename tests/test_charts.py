@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from skipweb import charts
@@ -104,9 +105,16 @@ def test_heatmaps_share_one_colour_scale_of_global_log10_range():
     assert [t.name for t in heat] == ["plain-20", "resnet-20"]
     assert all(t.coloraxis == "coloraxis" for t in heat)
     np.testing.assert_allclose(np.asarray(heat[0].z, dtype=float), np.log10(a).T)
-    marks = [t for t in fig.data if t.type == "scatter"]
-    assert len(marks) == 1 and list(marks[0].y) == [1, 3, 5, 7, 9, 11]
-    assert "skip-bridged" in marks[0].hovertext[0]
+    # one bar beside the heatmap per skip-bridged block (here every odd layer is a block of its own)
+    (bars,) = [t for t in fig.data if t.type == "scatter"]
+    ends = [y for y in bars.y if y is not None]
+    assert ends == pytest.approx([v for i in (1, 3, 5, 7, 9, 11) for v in (i - 0.4, i + 0.4)])
+    assert "skip-bridged" in bars.hovertext[0] and max(x for x in bars.x if x is not None) < heat[1].x[0]
+    # consecutive layers of one block share one bar
+    spans = charts.skip_spans([SimpleNamespace(idx=i, name=n, skip=s) for i, (n, s) in enumerate(
+        [("stem.0", False), ("layer1.0.conv1", True), ("layer1.0.conv2", True), ("layer1.1.conv1", True),
+         ("layer2.0.conv1", True), ("layer2.0.shortcut.0", True), ("fc", False)])])
+    assert spans == [(1, 2, "layer1.0"), (3, 3, "layer1.1"), (4, 5, "layer2.0")]
 
 
 def test_heatmap_columns_bucketed_for_long_runs():
@@ -233,3 +241,27 @@ def test_projector_charts_scale_every_text():
     fig = charts.for_projector(charts.final_error_vs_depth(rows), size=20)
     assert fig.layout.font.size == 20 and fig.layout.legend.font.size == 18
     assert fig.layout.xaxis.tickfont.size == 18 and fig.layout.yaxis.title.font.size == 20
+
+
+def test_log_axes_label_decades_or_1_2_5_never_every_digit():
+    wide = charts.log_axis(go.Figure(go.Scatter(y=[1e-5, 1e-1])), [np.array([1e-5, 1e-1])])
+    assert wide.layout.yaxis.type == "log" and wide.layout.yaxis.dtick == 1
+    narrow = charts.log_axis(go.Figure(go.Scatter(y=[0.2, 0.9])), [np.array([0.2, 0.9])])
+    assert narrow.layout.yaxis.dtick == "D2"
+
+
+def test_block_charts_of_nets_without_skips_say_so_instead_of_empty_axes():
+    from db.blocks import BlockLayerRecord, BlockSeries
+    from skipweb import charts_blocks
+
+    nan = np.full((3, 2), np.nan)
+    ones = np.ones((3, 2))
+    plain = BlockSeries(layers=[BlockLayerRecord(i, f"layer1.{i}", "none") for i in range(2)],
+                        steps=np.array([1, 2, 3]), epochs=np.array([0.3, 0.6, 1.0]),
+                        stats={"skip_grad": nan, "branch_grad": ones, "act_dead": ones * 0})  # fmt: skip
+    prof = charts_blocks.block_profile({"plain-8": plain}, "ratio")
+    assert not prof.data and "not defined" in prof.layout.annotations[0].text
+    assert prof.layout.xaxis.visible is False and prof.layout.yaxis.visible is False
+    heat = charts_blocks.block_heatmaps({"plain-8": plain}, "ratio")
+    assert not [t for t in heat.data if t.type == "heatmap"]
+    assert any("no skip path" in a.text for a in heat.layout.annotations)

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from skipweb.charts_network import network_map
 from skipweb.facts import CHECKPOINT_NAME
 from skipweb.ui import blocks_view, data, landscape_view
 from skipweb.ui.common import colorize, escape_md, int_param, link
@@ -113,89 +114,19 @@ def layers_section(run, layers) -> None:
     if not layers:
         st.info("No probe layers recorded yet: the worker records them when it builds the model.")
         return
-    st.graphviz_chart(network_dot(layers))
+    options = run.spec.get("options", {})
+    shortcut = "A" if run.family == "highway" else str(options.get("shortcut", "A"))
+    st.plotly_chart(network_map(layers, run.family, shortcut), key="network-map",
+                    config={"displayModeBar": False})  # fmt: skip
     st.caption(
-        "One node per probe layer in depth order; curved edges jump over the layers a skip connection "
-        "bridges (derived from each layer's skip flag and its block name)."
+        "Every probe layer in depth order, top to bottom, one column per stage (a long stage continues in the "
+        "next column); an arc spans the layers each skip connection bridges, ↓2 marks a shortcut where the "
+        "resolution halves. Hover a layer for its full name and parameters."
     )
     st.dataframe(
         pd.DataFrame([{"idx": p.idx, "name": p.name, "skip": p.skip, "params": p.params} for p in layers]),
         hide_index=True,
     )
-
-
-def _block_of(name: str) -> str:
-    """The block a layer belongs to: its dotted name without the last one or two parts
-    (``layer1.0.conv1`` -> ``layer1.0``)."""
-    parts = name.split(".")
-    if len(parts) >= 3 and parts[-1] in ("weight", "bias"):
-        parts = parts[:-1]
-    return ".".join(parts[:-1]) if len(parts) > 1 else name
-
-
-def skip_spans(layers) -> list[tuple[int, int]]:
-    """(first, last) positions of each run of consecutive skip-bridged layers in the same block."""
-    spans: list[tuple[int, int]] = []
-    start = None
-    for i, p in enumerate(layers):
-        same_block = start is not None and _block_of(layers[start].name) == _block_of(p.name)
-        if p.skip and start is not None and same_block:
-            continue
-        if start is not None:
-            spans.append((start, i - 1))
-            start = None
-        if p.skip:
-            start = i
-    if start is not None:
-        spans.append((start, len(layers) - 1))
-    return spans
-
-
-def skip_edges(layers) -> list[tuple[int, int]]:
-    """Skip edges as (from, to) positions in the chain input, layer 0, ..., output.
-
-    U-Nets (layers named ``inc``/``downs.i``/``ups.j``): a long skip from the end of each encoder level to
-    the decoder stage that joins it (``ups.j`` joins level ``depth-1-j``). Others: an edge around each
-    span of consecutive skip-bridged layers of one block (a residual/highway/dense block)."""
-    names = [p.name for p in layers]
-    if any(n.startswith("ups.") for n in names) and any(n.startswith("downs.") for n in names):
-        if not any(p.skip for p in layers):  # skip=none
-            return []
-        levels = ["inc"] + sorted({".".join(n.split(".")[:2]) for n in names if n.startswith("downs.")})
-        ups = sorted({".".join(n.split(".")[:2]) for n in names if n.startswith("ups.")})
-        depth = len(levels) - 1
-        edges = []
-        for j, up in enumerate(ups):
-            level = depth - 1 - j
-            if not 0 <= level < len(levels):
-                continue
-            enc = [i for i, n in enumerate(names) if n == levels[level] or n.startswith(levels[level] + ".")]
-            dec = [i for i, n in enumerate(names) if n.startswith(up + ".") and not n.endswith(".up")]
-            if enc and dec:
-                edges.append((enc[-1] + 1, dec[0] + 1))  # +1: the chain starts with the input node
-        return edges
-    return [(a, b + 2) for a, b in skip_spans(layers)]  # from the node before to the node after the span
-
-
-def network_dot(layers) -> str:
-    """Graphviz DOT: input -> layers (depth order) -> output, with a skip edge around each bridged span."""
-
-    def q(text: str) -> str:
-        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = ["digraph net {", "rankdir=LR;", "node [shape=box, fontsize=10, style=rounded];"]
-    lines.append('in [label="input", shape=ellipse]; out [label="output", shape=ellipse];')
-    for i, p in enumerate(layers):
-        color = ', color="#1f77b4"' if p.skip else ""
-        lines.append(f"n{i} [label={q(f'{p.name} ({p.params:,})')}{color}];")
-    chain = ["in", *(f"n{i}" for i in range(len(layers))), "out"]
-    lines += [f"{a} -> {b};" for a, b in zip(chain, chain[1:], strict=False)]
-    for src, dst in skip_edges(layers):  # positions in ``chain``
-        lines.append(
-            f'{chain[src]} -> {chain[dst]} [color="#d62728", style=dashed, constraint=false, label="skip"];'
-        )
-    lines.append("}")
-    return "\n".join(lines)
 
 
 def gallery_section(run) -> None:
