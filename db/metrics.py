@@ -167,6 +167,8 @@ def _upsert(
     dialect = s.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
         raise NotImplementedError(f"skipweb supports SQLite and PostgreSQL, not {dialect}")
+    if dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS and _copy_upsert(s, table, rows, keys, forward_only):
+        return
     stmt: Insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     excluded = stmt.excluded  # type: ignore[attr-defined]
     stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
@@ -175,6 +177,34 @@ def _upsert(
         where=(table.c.step <= excluded.step) if forward_only else None,
     )
     s.execute(stmt, rows)  # executemany: SQLAlchemy batches it into multi-row VALUES
+
+
+# PostgreSQL: from this many rows, COPY into a temporary table and merge with one INSERT ... SELECT ... ON
+# CONFLICT (bench/db_ingest.py: 18k rows/s as a multi-row VALUES executemany; see bench/RESULTS.md).
+COPY_MIN_ROWS = 200
+
+
+def _copy_upsert(s: Session, table: Table, rows: list[dict[str, Any]], keys: list[str], forward_only: bool) -> bool:
+    """The same upsert as :func:`_upsert` through psycopg 3's COPY, inside the session's transaction.
+    Returns False (nothing written) when the driver is not psycopg 3."""
+    raw = s.connection().connection.driver_connection
+    if type(raw).__module__.split(".")[0] != "psycopg":  # psycopg2 has no cursor.copy()
+        return False
+    cols = list(rows[0])
+    name, tmp = table.name, f"_in_{table.name}"
+    listed = ", ".join(f'"{c}"' for c in cols)
+    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in cols if c not in keys)
+    where = f' WHERE "{name}".step <= EXCLUDED.step' if forward_only else ""
+    with raw.cursor() as cur:
+        # per connection, emptied at every commit; LIKE copies the columns and defaults, not the indexes
+        cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{tmp}" (LIKE "{name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
+        with cur.copy(f'COPY "{tmp}" ({listed}) FROM STDIN') as copy:
+            for r in rows:
+                copy.write_row([r[c] for c in cols])
+        cur.execute(f'INSERT INTO "{name}" ({listed}) SELECT {listed} FROM "{tmp}" '
+                    f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}{where}")  # fmt: skip
+        cur.execute(f'TRUNCATE "{tmp}"')  # a second batch in this transaction must not merge these rows again
+    return True
 
 
 def _holds_lease(s: Session, run_id: int, owner: str) -> bool:

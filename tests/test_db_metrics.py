@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from db import experiments, metrics, runs
 from db.session import session_scope
-from db.tables import SqlLatestMetric, SqlMetric, SqlProbeLayer, SqlProbeStep
+from db.tables import SqlLatestMetric, SqlMetric, SqlProbeLayer, SqlProbeStep, SqlRun
 
 
 def new_run(url: str, claim: bool = True) -> int:
@@ -54,6 +54,29 @@ def test_replayed_steps_replace(db_url: str) -> None:
     steps, mat = metrics.read_grad(db_url, [run_id])[run_id]
     assert steps.tolist() == [0, 5] and np.allclose(mat[1], np.arange(7) * 3.0 + 5)
     assert count(db_url, SqlProbeStep) == 2
+
+
+def test_large_batches_keep_the_same_semantics(db_url: str) -> None:
+    """From COPY_MIN_ROWS rows PostgreSQL writes through COPY + one merge: replays still replace, NaN and
+    ±inf survive, nothing is duplicated, and a batch after a lost lease writes nothing."""
+    run_id = new_run(db_url)
+    n = 3 * metrics.COPY_MIN_ROWS
+    values = [math.nan, math.inf, -math.inf] + [float(s) for s in range(3, n)]
+    assert metrics.write_batch(db_url, run_id, [("train/loss", s, s / 100, v, 0.5) for s, v in enumerate(values)], owner="w")
+    replay = [("train/loss", s, s / 100, -float(s), 0.5) for s in range(n // 2, n + n // 2)]
+    assert metrics.write_batch(db_url, run_id, replay + replay[:10], owner="w")
+    got = metrics.read_metrics(db_url, [run_id])
+    assert len(got) == count(db_url, SqlMetric) == n + n // 2
+    v = got["value"].tolist()
+    assert math.isnan(v[0]) and v[1:3] == [math.inf, -math.inf] and v[3 : n // 2] == values[3 : n // 2]
+    assert v[n // 2 :] == [-float(s) for s in range(n // 2, n + n // 2)]
+    assert metrics.latest(db_url, [run_id])[run_id]["train/loss"] == -float(n + n // 2 - 1)
+    assert runs.claim(db_url, new_run(db_url, claim=False), "w")  # another run, same owner: no effect here
+    with session_scope(db_url) as s:  # the lease moves to another worker
+        s.execute(SqlRun.__table__.update().where(SqlRun.id == run_id).values(lease_owner="other"))
+    late = [("train/loss", s, s / 100, 7.0, 0.5) for s in range(n)]
+    assert not metrics.write_batch(db_url, run_id, late, owner="w")
+    assert metrics.read_metrics(db_url, [run_id])["value"].tolist()[3:5] == [3.0, 4.0]
 
 
 def test_latest_moves_forward_only(db_url: str) -> None:

@@ -1,0 +1,129 @@
+"""Page speed in a real headless Chromium: navigation → the last chart drawn, cold and warm.
+
+SYNTHETIC DATA (bench/ui_pages.synthesize: rows written straight into SQLite, no training): experiment 1 is
+shaped like the demo (12 runs × 10 epochs × 45 steps, 22 probe layers), experiment 2 is the team-sized
+sweep of issue 13 (20 runs × 200 epochs × 100 steps, 56 probe layers).
+
+For each page the dashboard (`skipweb up --no-worker`) is started fresh: "cold" is the first viewer after a
+start (empty caches, Python modules imported but nothing computed), "warm" the median of 3 later viewers,
+each a new browser session (what a second person opening the link gets). "Done" means Streamlit reports
+the script idle and every Plotly chart on the page has drawn its SVG.
+
+Usage:  python bench/page_speed.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ui_pages import synthesize  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+DONE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (document.querySelector('[data-testid="stSkeleton"]')) return false;
+  const charts = document.querySelectorAll('[data-testid="stPlotlyChart"]').length;
+  const drawn = Array.from(document.querySelectorAll('.js-plotly-plot'))
+      .filter(p => p.querySelector('.main-svg')).length;
+  return drawn >= charts ? String(charts) : false;
+}"""
+PAGES = [  # name, path
+    ("Launch", "/launch"),
+    ("Runs (demo)", "/runs?exp=1"),
+    ("Compare (demo)", "/compare?exp=1"),
+    ("Compare (20×200)", "/compare?exp=2"),
+    ("Present (demo)", "/present?exp=1"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(data: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "SKIPWEB_DATA_DIR": str(data)}
+    env.pop("SKIPWEB_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "skipweb", "up", "--no-worker", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("the dashboard did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def load(browser, url: str) -> tuple[float, int]:
+    """Seconds from navigation to the last chart drawn in a new browser session, and the number of charts."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = ctx.new_page()
+    t = time.perf_counter()
+    page.goto(url)
+    charts = page.wait_for_function(DONE, timeout=120_000, polling=50).json_value()
+    elapsed = time.perf_counter() - t
+    ctx.close()
+    return elapsed, int(charts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3, help="warm viewers per page (median reported)")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    data = Path(tempfile.mkdtemp(prefix="skipweb-pages-"))
+    url = f"sqlite:///{data / 'skipweb.db'}"
+    t = time.perf_counter()
+    synthesize(url, argparse.Namespace(runs=12, epochs=10, steps_per_epoch=45, probe_every=10, layers=22))
+    synthesize(url, argparse.Namespace(runs=20, epochs=200, steps_per_epoch=100, probe_every=10, layers=56))
+    print(f"SYNTHETIC data written in {time.perf_counter() - t:.0f} s: exp 1 = 12 runs × 10 epochs (demo-shaped), "
+          f"exp 2 = 20 runs × 200 epochs × 100 steps, 56 layers")  # fmt: skip
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite, "
+          f"Chromium headless 1440×900; load before: {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(f"{'page':<18} {'cold (s)':>9} {'warm median (s)':>16} {'charts':>7}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            for name, path in PAGES:
+                proc, base = start(data)
+                try:
+                    cold, n = load(browser, base + path)
+                    warm = [load(browser, base + path)[0] for _ in range(args.repeat)]
+                finally:
+                    stop(proc)
+                print(f"{name:<18} {cold:>9.2f} {statistics.median(warm):>16.2f} {n:>7}", flush=True)
+        finally:
+            browser.close()
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
