@@ -20,18 +20,7 @@ def get_run(db: DbLike, run_id: int) -> RunRecord | None:
         return None if row is None else row.to_record(load_latest(s, [run_id]).get(run_id))
 
 
-def list_runs(
-    db: DbLike,
-    experiment_id: int | None = None,
-    status: str | Iterable[str] | None = None,
-    family: str | None = None,
-    tag: str | None = None,
-    run_ids: Iterable[int] | None = None,
-    limit: int | None = 500,
-) -> list[RunRecord]:
-    """Runs newest first, filtered; each carries ``latest`` (key → value at its newest step), read from
-    the small latest_metrics table rather than the metric history."""
-    q = select(SqlRun).order_by(SqlRun.id.desc())
+def _filtered(q, experiment_id, status, family, run_ids):
     if experiment_id is not None:
         q = q.where(SqlRun.experiment_id == experiment_id)
     if status is not None:
@@ -40,14 +29,49 @@ def list_runs(
         q = q.where(SqlRun.family == family)
     if run_ids is not None:
         q = q.where(SqlRun.id.in_(list(run_ids)))
+    return q
+
+
+def list_runs(
+    db: DbLike,
+    experiment_id: int | None = None,
+    status: str | Iterable[str] | None = None,
+    family: str | None = None,
+    tag: str | None = None,
+    run_ids: Iterable[int] | None = None,
+    limit: int | None = 500,
+    offset: int = 0,
+) -> list[RunRecord]:
+    """Runs newest first, filtered and paged in SQL (``limit``/``offset``); each carries ``latest`` (key →
+    value at its newest step), read from the small latest_metrics table rather than the metric history."""
+    q = _filtered(select(SqlRun).order_by(SqlRun.id.desc()), experiment_id, status, family, run_ids)
     if limit is not None:
         q = q.limit(limit)
+    if offset:
+        q = q.offset(offset)
     with scope(db, read_only=True) as s:
         if tag is not None:
             q = q.where(SqlRun.experiment_id.in_(experiment_ids_with_tag(s, tag)))
         rows = list(s.scalars(q))
         latest = load_latest(s, [r.id for r in rows])
         return [r.to_record(latest.get(r.id)) for r in rows]
+
+
+def count_runs(
+    db: DbLike,
+    experiment_id: int | None = None,
+    status: str | Iterable[str] | None = None,
+    family: str | None = None,
+    tag: str | None = None,
+    run_ids: Iterable[int] | None = None,
+) -> dict[str, int]:
+    """Status → number of runs matching the filters (one GROUP BY; the list itself may be paged)."""
+    q = _filtered(select(SqlRun.status, func.count()).group_by(SqlRun.status), experiment_id, status, family,
+                  run_ids)  # fmt: skip
+    with scope(db, read_only=True) as s:
+        if tag is not None:
+            q = q.where(SqlRun.experiment_id.in_(experiment_ids_with_tag(s, tag)))
+        return {st: n for st, n in s.execute(q)}
 
 
 def queued_ids(db: DbLike) -> list[int]:

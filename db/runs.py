@@ -21,7 +21,14 @@ from db.lease import Lease
 from db.records import FINAL_STATUSES
 
 # Reads live in db.run_queries; re-exported so callers find the whole run API here.
-from db.run_queries import get_run, list_runs, queued_ids, stop_requested, succeeded_hashes  # noqa: F401
+from db.run_queries import (  # noqa: F401
+    count_runs,
+    get_run,
+    list_runs,
+    queued_ids,
+    stop_requested,
+    succeeded_hashes,
+)
 from db.session import DbLike, db_now, scope
 from db.tables import SqlProbeLayer, SqlRun
 from skipweb.facts import RETRYABLE_STATUSES

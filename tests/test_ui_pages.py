@@ -307,6 +307,23 @@ def test_runs_filters_from_query_params(trained_env):
     assert not at.exception and any("does not exist" in w.value for w in at.warning)
 
 
+def test_runs_are_paged_and_counted_in_sql(env, monkeypatch):
+    from db.runs import request_cancel
+    from skipweb.ui import runs as runs_page
+
+    monkeypatch.setattr(runs_page, "PAGE_SIZE", 5)
+    ids = add(env, [{"family": "mlp", "depth": 3, "dataset": "digits", "seed": s} for s in range(12)])
+    request_cancel(env, ids[0])  # a queued run is cancelled at once
+    at = page_test("runs").run()
+    assert not at.exception
+    assert at.dataframe[0].value["id"].tolist() == ids[::-1][:5]  # newest first
+    assert "runs 1–5 of 12 · 11 queued · 1 cancelled" in texts(at)  # every matching run counted, not the page
+    at.number_input(key="runs_page").set_value(3).run()
+    assert not at.exception
+    assert at.dataframe[0].value["id"].tolist() == ids[::-1][10:]
+    assert "runs 11–12 of 12" in texts(at)
+
+
 def test_runs_experiment_title_is_text(trained_env):
     at = page_test("runs", exp="1").run()
     assert not at.exception

@@ -64,7 +64,7 @@ def status(
 
             if experiments.get_experiment(settings.db_url, exp) is None:  # as `export` says it
                 raise UserError(f"no experiment {exp}; see `skipweb status` for experiment ids")
-        records = runs.list_runs(settings.db_url, experiment_id=exp, limit=200)
+        records = runs.list_runs(settings.db_url, experiment_id=exp, limit=STATUS_ROWS)
         if as_json:
             print(json.dumps([status_json(r) for r in records]))
             return
@@ -75,6 +75,10 @@ def status(
             table.add_row(str(r.id), str(r.experiment_id), r.label, r.status, str(r.attempts),
                           f"{d['progress']:.0%}", "" if err is None else f"{err:.4f}", r.reason or "")
         stdout.print(table)
+        if len(records) == STATUS_ROWS:
+            total = sum(runs.count_runs(settings.db_url, experiment_id=exp).values())
+            stdout.print(f"the newest {STATUS_ROWS} of {total:,} runs" + ("" if exp else "; `skipweb status exp:ID` "
+                         "lists one experiment's"))  # fmt: skip
         return
     record = runs.get_run(settings.db_url, run_id)
     if record is None:
@@ -85,6 +89,9 @@ def status(
         d = status_json(record)
         stdout.print(f"run {record.id} ({record.label}): {record.status}, attempt {record.attempts}, "
                      f"{d['progress']:.0%} done" + (f" — {record.reason}" if record.reason else ""))
+
+
+STATUS_ROWS = 200  # runs listed by `skipweb status` (newest first)
 
 
 def status_json(r) -> dict:

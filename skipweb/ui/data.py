@@ -66,16 +66,23 @@ def list_experiments(url: str, tag: str | None = None) -> list[ExperimentRecord]
 
 
 @read
-def runs(url: str, experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500) -> list[RunRecord]:
+def runs(url: str, experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500,
+         offset=0) -> list[RunRecord]:  # fmt: skip
     """run_queries.list_runs; ``status`` and ``run_ids`` as tuples (hashable)."""
-    return run_queries.list_runs(_engine(url), experiment_id, status, family, tag, run_ids, limit)
+    return run_queries.list_runs(_engine(url), experiment_id, status, family, tag, run_ids, limit, offset)
 
 
-def cached_runs(experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500):
+@read
+def run_counts(url: str, experiment_id=None, status=None, family=None, tag=None) -> dict[str, int]:
+    """status → number of runs matching the filters, counted in SQL."""
+    return run_queries.count_runs(_engine(url), experiment_id, status, family, tag)
+
+
+def cached_runs(experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500, offset=0):
     """:func:`runs` on the settings' database, from any filter values."""
     status = tuple(status) if isinstance(status, list | tuple | set) else status
     run_ids = tuple(run_ids) if run_ids is not None else None
-    return runs(db_url(), experiment_id, status, family, tag, run_ids, limit)
+    return runs(db_url(), experiment_id, status, family, tag, run_ids, limit, offset)
 
 
 def cached_experiments(tag=None):

@@ -208,16 +208,31 @@ def experiment_header(exp) -> None:
         link("present", "Present it", exp=exp.id)
 
 
+PAGE_SIZE = 500  # runs per page of the table, newest first; counted and paged in SQL
+
+
 def live_table(exp_id, family, status, tag, run_every) -> None:
+    counts = data.run_counts(data.db_url(), exp_id, status, family, tag)
+    total = sum(counts.values())
+    pages = max(1, -(-total // PAGE_SIZE))
+    page_no = 1
+    if pages > 1:
+        page_no = int(st.number_input(f"Page (of {pages}, {PAGE_SIZE} runs each, newest first)", 1, pages, 1,
+                                      key="runs_page"))  # fmt: skip
+
     @st.fragment(run_every=run_every)
     def table() -> None:
-        runs = data.cached_runs(experiment_id=exp_id, family=family, status=status, tag=tag)
+        runs = data.cached_runs(experiment_id=exp_id, family=family, status=status, tag=tag, limit=PAGE_SIZE,
+                                offset=(page_no - 1) * PAGE_SIZE)  # fmt: skip
         if not runs:
             st.info("No runs match these filters.")
             return
-        counts = pd.Series([r.status for r in runs]).value_counts()
+        now = data.run_counts(data.db_url(), exp_id, status, family, tag) if run_every else counts
+        shown = (f"runs {(page_no - 1) * PAGE_SIZE + 1:,}–{(page_no - 1) * PAGE_SIZE + len(runs):,} of "
+                 f"{sum(now.values()):,} · " if pages > 1 else "")  # fmt: skip
         st.caption(
-            " · ".join(f"{n} {s}" for s, n in counts.items())
+            shown
+            + " · ".join(f"{n:,} {s}" for s, n in sorted(now.items(), key=lambda kv: -kv[1]))
             + (" · refreshing every 2 s" if run_every else "")
         )
         st.dataframe(run_rows(runs), hide_index=True, column_config=COLUMNS)
