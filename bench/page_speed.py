@@ -5,9 +5,11 @@ shaped like the demo (12 runs × 10 epochs × 45 steps, 22 probe layers), experi
 sweep of issue 13 (20 runs × 200 epochs × 100 steps, 56 probe layers).
 
 For each page the dashboard (`skipweb up --no-worker`) is started fresh: "cold" is the first viewer after a
-start (empty caches, Python modules imported but nothing computed), "warm" the median of 3 later viewers,
-each a new browser session (what a second person opening the link gets). "Done" means Streamlit reports
-the script idle and every Plotly chart on the page has drawn its SVG.
+start (empty server caches, a browser with nothing cached); "warm tab" the median of 3 later page loads in
+new tabs of the same browser (what opening the link again costs: the server's caches and the browser's
+HTTP cache are warm, but every new tab boots Streamlit's frontend and evaluates plotly.js again); "rerun"
+the median of 3 reruns in the open tab (Streamlit's R key: what changing a widget costs). "Done" means
+Streamlit reports the script idle and every Plotly chart on the page has drawn its SVG.
 
 Usage:  python bench/page_speed.py [--repeat 3]
 """
@@ -81,16 +83,29 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def load(browser, url: str) -> tuple[float, int]:
-    """Seconds from navigation to the last chart drawn in a new browser session, and the number of charts."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+RAN = """() => { window.__ran = false; new MutationObserver(() => {
+  const a = document.querySelector('[data-testid="stApp"]');
+  if (a && a.getAttribute('data-test-script-state') === 'running') window.__ran = true;
+}).observe(document, {subtree: true, attributes: true}); }"""
+
+
+def load(ctx, url: str, reruns: int = 0) -> tuple[float, int, list[float]]:
+    """Seconds from navigation to the last chart drawn in a new tab, the number of charts, and the seconds
+    of ``reruns`` reruns in that tab (from the R key to the last chart drawn again)."""
     page = ctx.new_page()
     t = time.perf_counter()
     page.goto(url)
     charts = page.wait_for_function(DONE, timeout=120_000, polling=50).json_value()
     elapsed = time.perf_counter() - t
-    ctx.close()
-    return elapsed, int(charts)
+    again = []
+    for _ in range(reruns):
+        page.evaluate(RAN)
+        t = time.perf_counter()
+        page.locator("body").press("r")
+        page.wait_for_function(f"() => window.__ran && ({DONE})()", timeout=120_000, polling=50)
+        again.append(time.perf_counter() - t)
+    page.close()
+    return elapsed, int(charts), again
 
 
 def main() -> None:
@@ -108,18 +123,22 @@ def main() -> None:
           f"exp 2 = 20 runs × 200 epochs × 100 steps, 56 layers")  # fmt: skip
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite, "
           f"Chromium headless 1440×900; load before: {os.getloadavg()[0]:.2f}")  # fmt: skip
-    print(f"{'page':<18} {'cold (s)':>9} {'warm median (s)':>16} {'charts':>7}")
+    print(f"{'page':<18} {'cold (s)':>9} {'warm tab (s)':>13} {'rerun (s)':>10} {'charts':>7}")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             for name, path in PAGES:
                 proc, base = start(data)
+                ctx = browser.new_context(viewport={"width": 1440, "height": 900})
                 try:
-                    cold, n = load(browser, base + path)
-                    warm = [load(browser, base + path)[0] for _ in range(args.repeat)]
+                    cold, n, _ = load(ctx, base + path)
+                    warm = [load(ctx, base + path)[0] for _ in range(args.repeat)]
+                    reruns = load(ctx, base + path, reruns=args.repeat)[2]
                 finally:
+                    ctx.close()
                     stop(proc)
-                print(f"{name:<18} {cold:>9.2f} {statistics.median(warm):>16.2f} {n:>7}", flush=True)
+                print(f"{name:<18} {cold:>9.2f} {statistics.median(warm):>13.2f} {statistics.median(reruns):>10.2f} "
+                      f"{n:>7}", flush=True)  # fmt: skip
         finally:
             browser.close()
     print(f"load after: {os.getloadavg()[0]:.2f}")
