@@ -118,14 +118,20 @@ def for_projector(fig: go.Figure, size: int = 20, height: int = 650) -> go.Figur
 
 
 def log_axis(fig: go.Figure, ys: Iterable[np.ndarray], axis: str = "y") -> go.Figure:
-    """A log axis whose labels never collide: one label per decade when the data span two or more decades,
-    else 1-2-5 (Plotly's default labels every digit of a short range, and they overlap in small panels)."""
+    """A log axis whose labels never collide or mislead: one label per decade (10⁻³, 10⁻²) when the data span
+    two decades or more, else labelled 1-2-5 values written out in full (0.2, 0.5, 1, 2); Plotly's default
+    labels every digit of a short range, which overlap in small panels, and its "D2" drops the magnitude."""
     pos = [v[np.isfinite(v) & (v > 0)] for v in (np.asarray(y, dtype=np.float64) for y in ys)]
     pos = [v for v in pos if v.size]
-    span = np.log10(max(v.max() for v in pos) / min(v.min() for v in pos)) if pos else 0.0
-    ticks = {"dtick": 1, "exponentformat": "power"} if span >= 2 else {"dtick": "D2"}
     update = fig.update_yaxes if axis == "y" else fig.update_xaxes
-    return update(type="log", minor={"ticks": "inside", "showgrid": False}, **ticks)
+    if not pos:
+        return update(type="log")
+    lo, hi = min(v.min() for v in pos), max(v.max() for v in pos)
+    if np.log10(hi / lo) >= 2:
+        return update(type="log", dtick=1, exponentformat="power")
+    vals = [m * 10.0**e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+            for m in (1, 2, 5) if lo / 1.5 <= m * 10.0**e <= hi * 1.5]  # fmt: skip
+    return update(type="log", tickvals=vals, ticktext=[f"{v:g}" for v in vals])
 
 
 def seed_dashes(labels: Iterable[str]) -> dict[str, str]:
@@ -252,7 +258,7 @@ def curves(
             rx, ry, _ = downsample(xs, ys, max_points)
             fig.add_scatter(x=rx, y=ry, line={"color": _faint(color, 0.25), "width": 1}, **quiet)
         fig.add_scatter(
-            x=dx, y=dy, mode="lines", name=name, line={"color": color, "width": 2, "dash": dashes.get(label, "solid")},
+            x=dx, y=dy, mode="lines+markers" if len(dx) <= 30 else "lines", name=name, line={"color": color, "width": 2, "dash": dashes.get(label, "solid")},
             legendgroup=name
         )
     _layout(fig, key, X_TITLES[x], key).update_layout(hovermode="x unified")

@@ -97,8 +97,10 @@ def block_heatmaps(series: Mapping[str, Any], view: str, *, max_cols: int = MAX_
         s, z = series[lab], zs[lab].T  # blocks × steps
         if z.size == 0 or not np.isfinite(z).any():
             # e.g. the skip/branch ratio of a net without skips: a labelled empty panel, not empty axes
+            # centred on this panel in paper coordinates: a panel without traces has no axes to refer to
+            lo, hi = fig.layout["xaxis" if i == 1 else f"xaxis{i}"].domain
             fig.add_annotation(text=f"not defined for this net<br>({NOT_DEFINED.get(view, 'no data')})",
-                               showarrow=False, row=1, col=i, xref="x domain", yref="y domain", x=0.5, y=0.5)  # fmt: skip
+                               showarrow=False, xref="paper", yref="paper", x=(lo + hi) / 2, y=0.5)  # fmt: skip
             fig.update_xaxes(visible=False, row=1, col=i)
             continue
         xs, zb = _bucket_cols(np.asarray(s.steps), z, max_cols)

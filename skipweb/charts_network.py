@@ -45,6 +45,12 @@ def block_of(name: str) -> str:
     return ".".join(parts[:2]) if len(parts) >= 3 else stage_of(name)
 
 
+def _label(name: str, stage: str) -> str:
+    """The name inside its stage (``layer2.0.conv1`` → ``0.conv1``); whole when that is only an index."""
+    rest = _short(name)[len(stage) + 1:]  # fmt: skip
+    return rest if rest and not rest.replace(".", "").isdigit() else _short(name)
+
+
 def is_projection(name: str) -> bool:
     return any(part in ("shortcut", "downsample") for part in _short(name).split("."))
 
@@ -96,8 +102,7 @@ def _columns(layers: Sequence[Any]) -> tuple[list[Box], list[tuple[int, float, s
                 col, row = col + 1, 0
                 headers.append((col, row, f"{stage} (cont.)"))
                 row += 1
-            label = _short(p.name)[len(stage) + 1:] or _short(p.name)  # fmt: skip
-            boxes.append(Box(p.idx, p.name, label, col, row, bool(p.skip), int(p.params)))
+            boxes.append(Box(p.idx, p.name, _label(p.name, stage), col, row, bool(p.skip), int(p.params)))
             row += 1
         has_big = has_big or big
     return boxes, headers
@@ -125,8 +130,7 @@ def _unet(layers: Sequence[Any]) -> tuple[list[Box], list[tuple[int, float, str]
         headers.append((col, top, stage))
         members = [p for p in layers if stage_of(p.name) == stage]
         for k, p in enumerate(members):
-            label = _short(p.name)[len(stage) + 1:] or _short(p.name)  # fmt: skip
-            boxes.append(Box(p.idx, p.name, label, col, top + 1 + k, bool(p.skip), int(p.params)))
+            boxes.append(Box(p.idx, p.name, _label(p.name, stage), col, top + 1 + k, bool(p.skip), int(p.params)))
     return boxes, headers
 
 
@@ -187,13 +191,14 @@ def network_map(layers: Sequence[Any], family: str = "", shortcut: str = "A") ->
                       fillcolor=fill, line={"color": "#888", "width": 1}, layer="below")  # fmt: skip
     fig.add_trace(go.Scatter(
         x=[b.col + BOX_W / 2 for b in boxes], y=[b.row for b in boxes], mode="text", showlegend=False,
-        text=[b.label for b in boxes], textfont={"size": FONT},
+        text=[b.label for b in boxes], textfont={"size": FONT, "color": "#222"},
         customdata=[[b.name, b.params, "yes" if b.skip else "no"] for b in boxes],
         hovertemplate="%{customdata[0]}<br>%{customdata[1]:,} parameters<br>skip-bridged: %{customdata[2]}"
                       "<extra></extra>"))  # fmt: skip
     fig.add_trace(go.Scatter(
         x=[c + BOX_W / 2 for c, _, _ in headers], y=[r for _, r, _ in headers], mode="text", showlegend=False,
-        text=[f"<b>{t}</b>" for _, _, t in headers], textfont={"size": FONT + 1}, hoverinfo="skip"))  # fmt: skip
+        text=[f"<b>{t}</b>" for _, _, t in headers], textfont={"size": FONT + 1, "color": "#222"},
+        hoverinfo="skip"))  # fmt: skip
     arcs = [] if unet else _arcs(boxes, family, shortcut)
     for a in arcs:
         x0, bulge = a.col + BOX_W + 0.02, 0.1 + 0.12 * min(1.0, (a.bottom - a.top + 1) / 4)
@@ -201,9 +206,14 @@ def network_map(layers: Sequence[Any], family: str = "", shortcut: str = "A") ->
         color = PROJECTION if a.projection else SKIP
         fig.add_shape(type="path", path=f"M {x0},{y0} C {x0 + bulge},{y0} {x0 + bulge},{y1} {x0},{y1}",
                       line={"color": color, "width": 2, "dash": "dot" if a.projection else "solid"})  # fmt: skip
-        if a.projection:
-            fig.add_annotation(x=x0 + bulge, y=(y0 + y1) / 2, text=f"↓2 {a.projection}", showarrow=False,
-                               xanchor="left", font={"size": FONT - 1, "color": PROJECTION})  # fmt: skip
+    down = [a for a in arcs if a.projection]
+    if down:  # a ↓ on each downsampling shortcut, its kind in the hover (a text label would cover the next column)
+        fig.add_trace(go.Scatter(
+            x=[a.col + BOX_W + 0.02 + 0.1 + 0.12 * min(1.0, (a.bottom - a.top + 1) / 4) * 0.75 for a in down],
+            y=[(a.top + a.bottom) / 2 for a in down], mode="markers", showlegend=False,
+            marker={"symbol": "triangle-down", "size": 11, "color": PROJECTION},
+            hovertext=[f"the resolution halves here: {a.projection} shortcut" for a in down],
+            hoverinfo="text"))  # fmt: skip
     long = _long_skips(boxes) if unet else []
     for src, dst in long:
         x0, x1 = src.col + BOX_W, dst.col
@@ -215,7 +225,7 @@ def network_map(layers: Sequence[Any], family: str = "", shortcut: str = "A") ->
     if arcs:
         legend.append(("skip connection (arc over its block)", SKIP, "line-ns"))
     if any(a.projection for a in arcs):
-        legend.append(("shortcut that downsamples (↓2)", PROJECTION, "line-ns"))
+        legend.append(("shortcut where the resolution halves (▼: zero-pad or 1×1 conv)", PROJECTION, "line-ns"))
     if long:
         legend.append(("long skip (encoder → decoder)", LONG, "line-ns"))
     for name, color, symbol in legend:

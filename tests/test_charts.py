@@ -247,7 +247,7 @@ def test_log_axes_label_decades_or_1_2_5_never_every_digit():
     wide = charts.log_axis(go.Figure(go.Scatter(y=[1e-5, 1e-1])), [np.array([1e-5, 1e-1])])
     assert wide.layout.yaxis.type == "log" and wide.layout.yaxis.dtick == 1
     narrow = charts.log_axis(go.Figure(go.Scatter(y=[0.2, 0.9])), [np.array([0.2, 0.9])])
-    assert narrow.layout.yaxis.dtick == "D2"
+    assert list(narrow.layout.yaxis.ticktext) == ["0.2", "0.5", "1"]  # written out: never a bare "5"
 
 
 def test_block_charts_of_nets_without_skips_say_so_instead_of_empty_axes():
@@ -264,4 +264,10 @@ def test_block_charts_of_nets_without_skips_say_so_instead_of_empty_axes():
     assert prof.layout.xaxis.visible is False and prof.layout.yaxis.visible is False
     heat = charts_blocks.block_heatmaps({"plain-8": plain}, "ratio")
     assert not [t for t in heat.data if t.type == "heatmap"]
-    assert any("no skip path" in a.text for a in heat.layout.annotations)
+    (note,) = [a for a in heat.layout.annotations if "no skip path" in a.text]
+    assert (note.xref, note.x) == ("paper", pytest.approx(0.5))  # centred in its own panel
+    two = charts_blocks.block_heatmaps({"resnet-8": BlockSeries(
+        layers=plain.layers, steps=plain.steps, epochs=plain.epochs,
+        stats={"skip_grad": ones, "branch_grad": ones}), "plain-8": plain}, "ratio")  # fmt: skip
+    (note,) = [a for a in two.layout.annotations if "no skip path" in a.text]
+    assert note.x == pytest.approx(sum(two.layout.xaxis2.domain) / 2) and note.x > 0.5
