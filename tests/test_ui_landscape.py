@@ -98,7 +98,8 @@ def test_run_detail_shows_landscape_and_queues_a_job(trained, monkeypatch) -> No
     assert (job.status, job.grid, job.range) == ("queued", 7, 0.5)
     assert any(f"Landscape job {job.id} queued" in s.value for s in at.success)
     assert len(list((trained["data"] / "broker" / "queue").iterdir())) == 1  # its id went to the broker
-    assert any(f"Landscape job {job.id} is queued" in i.value for i in at.info)
+    assert any(f"Landscape job {job.id} is queued: the landscape appears here when it is stored" in i.value
+               for i in at.info)
     assert list(at.dataframe[-1].value["status"]) == ["queued"]
 
 

@@ -55,7 +55,26 @@ def run_section(run: Any) -> None:
             )
             st.caption("Loss along the straight line from the initial (α = 0) to the final (α = 1) weights.")
     compute_form(run)
-    jobs_table(url, run.id)
+    watch_jobs(url, run.id)
+
+
+WAITING = ("pending", "queued", "running")
+
+
+def watch_jobs(url: str, run_id: int) -> None:
+    """The run's jobs; while the newest is waiting, checked every 2 s, and the page reruns (drawing the new
+    landscape) as soon as it ends: no reload needed."""
+    found = data.landscape_jobs_of(url, run_id)
+    waiting = bool(found) and found[0].status in WAITING
+
+    @st.fragment(run_every="2s" if waiting else None)
+    def jobs() -> None:
+        now = data.landscape_jobs_of(url, run_id) if waiting else found
+        jobs_table(now)
+        if waiting and now and now[0].status not in WAITING:
+            st.rerun()  # the job ended: redraw the whole page with its landscape (or its failure)
+
+    jobs()
 
 
 def compute_form(run: Any) -> None:
@@ -103,8 +122,7 @@ def request(run_id: int, **params) -> None:
         st.warning(req.warning)
 
 
-def jobs_table(url: str, run_id: int) -> None:
-    found = data.landscape_jobs_of(url, run_id)
+def jobs_table(found: Sequence[Any]) -> None:
     if not found:
         return
     newest = found[0]
@@ -113,9 +131,8 @@ def jobs_table(url: str, run_id: int) -> None:
     elif newest.status == "pending":
         st.info(f"Landscape job {newest.id} is pending: it is queued when the run succeeds.")
     elif newest.status in ("queued", "running"):
-        st.info(
-            f"Landscape job {newest.id} is {newest.status}. Reload to see the landscape once it is stored."
-        )
+        st.info(f"Landscape job {newest.id} is {newest.status}: the landscape appears here when it is stored "
+                "(checked every 2 s).")  # fmt: skip
     rows = [
         {
             "job": j.id,
