@@ -347,8 +347,9 @@ def test_run_detail_of_trained_run(trained_env):
     assert metric_keys, "the trained run has metrics"
     layers = at.dataframe[2].value
     assert layers["skip"].any() and not layers["skip"].all()
-    dot = at.get("graphviz_chart")[0].proto.spec
-    assert "skip" in dot and "layer1.0.conv1" in dot
+    # the network map: a box per probe layer, an arc per skip-bridged block (9 basic blocks)
+    net = next(c.proto.spec for c in at.get("plotly_chart") if "skip-bridged layer" in c.proto.spec)
+    assert "layer1.0.conv1" in net and net.count('"type":"path"') == 9
     # blocks: skip/branch ratio and dead units, one heatmap each, 9 basic blocks of resnet-20
     assert "Blocks" in texts(at)
     specs = [c.proto.spec for c in at.get("plotly_chart")]
@@ -405,8 +406,8 @@ def test_run_detail_unet_gallery(trained_env):
     assert not at.warning, [w.value for w in at.warning]
     images = at.get("image")
     assert len(images) == 12  # 4 test images x (image, truth, prediction)
-    dot = at.get("graphviz_chart")[0].proto.spec
-    assert dot.count('skip"') >= 1  # the long skips
+    net = next(c.proto.spec for c in at.get("plotly_chart") if "skip-bridged layer" in c.proto.spec)
+    assert "long skip (encoder" in net and net.count("\"dash\":\"dash\"") >= 1  # the long skips
 
 
 def test_runs_cancel_retry_delete(env):

@@ -13,7 +13,7 @@ import streamlit as st
 from skipweb.charts_network import network_map
 from skipweb.facts import CHECKPOINT_NAME
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import colorize, escape_md, int_param, link
+from skipweb.ui.common import colorize, escape_md, fmt_count, fmt_seconds, int_param, link
 
 FAILED = ("failed", "diverged")
 
@@ -69,10 +69,12 @@ def page() -> None:
             "device": run.device,
             "worker": run.worker_host,
             "attempts": run.attempts,
-            "FLOPs/sample": run.flops,
-            "created": str(run.created_at),
-            "started": str(run.started_at) if run.started_at else None,
-            "finished": str(run.finished_at) if run.finished_at else None,
+            "FLOPs/sample": fmt_count(run.flops) if run.flops else None,
+            "created": _when(run.created_at),
+            "started": _when(run.started_at),
+            "finished": _when(run.finished_at),
+            "time": fmt_seconds((run.finished_at - run.started_at).total_seconds())
+            if run.started_at and run.finished_at else None,
             "checkpoint": run.checkpoint_path,
             "config hash": run.config_hash,
         }
@@ -88,6 +90,10 @@ def page() -> None:
     if run.family == "unet":
         gallery_section(run)
     landscape_view.run_section(run)
+
+
+def _when(t) -> str | None:
+    return t.strftime("%Y-%m-%d %H:%M:%S") if t else None
 
 
 def metrics_section(url: str, run) -> None:
