@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
 
-from db.blocks import replace_layers
 from db.errors import RunNotFound, RunStateError
 from db.lease import Lease
 from db.records import FINAL_STATUSES
@@ -137,6 +136,8 @@ def set_info(
             return False
         s.execute(delete(SqlProbeLayer).where(SqlProbeLayer.run_id == run_id))
         s.add_all(layers)
+        from db.blocks import replace_layers  # db.blocks loads numpy: not at import, for the CLI's sake
+
         replace_layers(s, run_id, blocks)
         return True
 

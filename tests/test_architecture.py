@@ -59,6 +59,7 @@ def test_commands_that_train_nothing_load_no_torch(tmp_path) -> None:
         "except SystemExit:\n"
         "    pass\n"
         "print('LOADED', sorted(m for m in ('torch', 'torchvision', 'streamlit') if m in sys.modules))\n"
+        "print('ARRAYS', sorted(m for m in ('numpy', 'pandas') if m in sys.modules))\n"
     )
     env = {**__import__("os").environ, "SKIPWEB_DATA_DIR": str(tmp_path)}
     for args in (["--help"], ["db", "upgrade"], ["status"], ["status", "exp:999"], ["cancel", "7"],
@@ -70,3 +71,6 @@ def test_commands_that_train_nothing_load_no_torch(tmp_path) -> None:
                              text=True, timeout=120)  # fmt: skip
         loaded = next(ln for ln in out.stdout.splitlines() if ln.startswith("LOADED"))
         assert loaded == "LOADED []", f"skipweb {' '.join(args)}: {loaded}\n{out.stderr[-1000:]}"
+        if args[0] in ("status", "cancel", "--help"):  # a listing needs no array library either
+            arrays = next(ln for ln in out.stdout.splitlines() if ln.startswith("ARRAYS"))
+            assert arrays == "ARRAYS []", f"skipweb {' '.join(args)}: {arrays}"
