@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,7 +21,8 @@ def get_run(db: DbLike, run_id: int) -> RunRecord | None:
         return None if row is None else row.to_record(load_latest(s, [run_id]).get(run_id))
 
 
-def _filtered(q, experiment_id, status, family, run_ids):
+def _filtered(s: Session, q, experiment_id=None, status=None, family=None, tag=None, run_ids=None):
+    """``q`` restricted to the runs matching every given filter (the same filters for listing and counting)."""
     if experiment_id is not None:
         q = q.where(SqlRun.experiment_id == experiment_id)
     if status is not None:
@@ -29,6 +31,8 @@ def _filtered(q, experiment_id, status, family, run_ids):
         q = q.where(SqlRun.family == family)
     if run_ids is not None:
         q = q.where(SqlRun.id.in_(list(run_ids)))
+    if tag is not None:
+        q = q.where(SqlRun.experiment_id.in_(experiment_ids_with_tag(s, tag)))
     return q
 
 
@@ -44,33 +48,18 @@ def list_runs(
 ) -> list[RunRecord]:
     """Runs newest first, filtered and paged in SQL (``limit``/``offset``); each carries ``latest`` (key →
     value at its newest step), read from the small latest_metrics table rather than the metric history."""
-    q = _filtered(select(SqlRun).order_by(SqlRun.id.desc()), experiment_id, status, family, run_ids)
-    if limit is not None:
-        q = q.limit(limit)
-    if offset:
-        q = q.offset(offset)
     with scope(db, read_only=True) as s:
-        if tag is not None:
-            q = q.where(SqlRun.experiment_id.in_(experiment_ids_with_tag(s, tag)))
-        rows = list(s.scalars(q))
+        q = _filtered(s, select(SqlRun).order_by(SqlRun.id.desc()), experiment_id, status, family, tag, run_ids)
+        rows = list(s.scalars(q.limit(limit).offset(offset or None)))
         latest = load_latest(s, [r.id for r in rows])
         return [r.to_record(latest.get(r.id)) for r in rows]
 
 
-def count_runs(
-    db: DbLike,
-    experiment_id: int | None = None,
-    status: str | Iterable[str] | None = None,
-    family: str | None = None,
-    tag: str | None = None,
-    run_ids: Iterable[int] | None = None,
-) -> dict[str, int]:
-    """Status → number of runs matching the filters (one GROUP BY; the list itself may be paged)."""
-    q = _filtered(select(SqlRun.status, func.count()).group_by(SqlRun.status), experiment_id, status, family,
-                  run_ids)  # fmt: skip
+def count_runs(db: DbLike, **filters: Any) -> dict[str, int]:
+    """Status → number of runs matching :func:`list_runs`' filters (experiment_id, status, family, tag,
+    run_ids), in one GROUP BY: the list itself may be paged."""
     with scope(db, read_only=True) as s:
-        if tag is not None:
-            q = q.where(SqlRun.experiment_id.in_(experiment_ids_with_tag(s, tag)))
+        q = _filtered(s, select(SqlRun.status, func.count()).group_by(SqlRun.status), **filters)
         return {st: n for st, n in s.execute(q)}
 
 

@@ -75,7 +75,7 @@ def runs(url: str, experiment_id=None, status=None, family=None, tag=None, run_i
 @read
 def run_counts(url: str, experiment_id=None, status=None, family=None, tag=None) -> dict[str, int]:
     """status → number of runs matching the filters, counted in SQL."""
-    return run_queries.count_runs(_engine(url), experiment_id, status, family, tag)
+    return run_queries.count_runs(_engine(url), experiment_id=experiment_id, status=status, family=family, tag=tag)
 
 
 def cached_runs(experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500, offset=0):
