@@ -12,7 +12,7 @@ SYNTHETIC data (bench/ui_pages.synthesize): 20 runs × 200 epochs × 100 steps, 
 writers are processes calling db.metrics.write_batch every 0.5 s for two running runs (30 metric rows and
 one 56-layer probe step each time: what a CPU worker's flush holds), fenced by their leases.
 
-Usage:  python bench/viewers.py [--viewers 1,5,10,20] [--pg URL]
+Usage:  python bench/viewers.py [--viewers 1,5,10,20] [--pg URL] [--profile stacks.txt]
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def rss_mib(pid: int) -> float:
 
 def streamlit_pid(parent: int) -> int:
     for _ in range(100):
-        out = subprocess.run(["pgrep", "-P", str(parent), "-f", "streamlit"], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["pgrep", "-P", str(parent), "-f", "streamlit"], capture_output=True, text=True
+        ).stdout
         if out.split():
             return int(out.split()[0])
         time.sleep(0.2)
@@ -110,6 +112,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--viewers", default="1,5,10,20")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the server with py-spy, GIL holder only (collapsed stacks to FILE)",
+    )
     args = ap.parse_args()
     admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
     name = f"skipweb_viewers_{uuid.uuid4().hex[:8]}"
@@ -123,7 +130,9 @@ def main() -> None:
         t = time.perf_counter()
         exp_ids = synthesize(url, argparse.Namespace(runs=20, epochs=200, steps_per_epoch=100, probe_every=10,
                                                        layers=56))  # fmt: skip
-        live = synthesize(url, argparse.Namespace(runs=2, epochs=1, steps_per_epoch=10, probe_every=10, layers=56))
+        live = synthesize(
+            url, argparse.Namespace(runs=2, epochs=1, steps_per_epoch=10, probe_every=10, layers=56)
+        )
         from db import runs
         from db.session import dispose_engine, scope
         from db.tables import SqlRun
@@ -144,6 +153,24 @@ def main() -> None:
         for w in writers:
             w.start()
         base_rss = rss_mib(server)
+        if args.profile:  # py-spy is not a requirement: `pip install py-spy` to use this
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(server),
+                    "--gil",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--output",
+                    args.profile,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         cold = asyncio.run(view(port, exp))
         print(f"first viewer after start (cold caches): {cold[0]:.2f} s, {cold[1]} charts {cold[2]}")
         print(f"{'viewers':>7} {'p50 (s)':>8} {'p95 (s)':>8} {'max (s)':>8} {'errors':>7} {'server CPU s/viewer':>20} "
@@ -164,6 +191,9 @@ def main() -> None:
             for e in sorted(set(errors))[:3]:
                 print(f"        error: {e}")
         print(f"server RSS at start {base_rss:.0f} MiB; load after {os.getloadavg()[0]:.2f}")
+        if args.profile:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
     finally:
         stop.set()
         for w in writers:

@@ -30,9 +30,9 @@ def _use_db(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> str:
     monkeypatch.setenv("SKIPWEB_DATA_DIR", str(data_dir))
     monkeypatch.delenv("SKIPWEB_DATABASE_URL", raising=False)
     get_settings.cache_clear()
-    import streamlit as st
+    from skipweb.ui import data
 
-    st.cache_data.clear()
+    data.clear()  # every cached read and shared figure
     return get_settings().db_url
 
 
@@ -178,6 +178,23 @@ def test_present_blocks_chart(trained, monkeypatch):
     assert not at.exception and not at.warning
     (chart,) = at.get("plotly_chart")
     assert "log10 skip" in chart.proto.spec and "not defined for this net" in chart.proto.spec
+
+
+def test_present_leaves_the_figures_viewers_share_unchanged(trained, monkeypatch):
+    """Compare's figures are built once per TTL and shared by every viewer (ui.data.shared, issue 13 item 5);
+    Present enlarges the fonts of its own copy, never of the shared figure."""
+    from skipweb.facts import Metric
+    from skipweb.ui import data, selection
+
+    url = _use_db(monkeypatch, trained["dir"])
+    present = _run(_present_app, exp=str(trained["exp"]), charts="curves")
+    assert '"font":{"size":20}' in present.get("plotly_chart")[0].proto.spec.replace(" ", "")
+    runs = data.experiment_runs(url, trained["exp"])
+    shared = selection.curve_figure(url, runs, Metric.TEST_ERROR, "step", 0.0, False, False)
+    assert selection.curve_figure(url, runs, Metric.TEST_ERROR, "step", 0.0, False, False) is shared
+    assert shared.layout.font.size != 20
+    compare = _run(_compare_app, exp=str(trained["exp"]))
+    assert '"size":20' not in compare.get("plotly_chart")[0].proto.spec.replace(" ", "")
 
 
 def test_present_bad_params(trained, monkeypatch):

@@ -45,6 +45,9 @@ def up(
         # a served dashboard, not a development session: no Deploy button or rerun-on-save menu for
         # viewers, and no file watcher (it flooded the log with "Inotify queue overflowed")
         "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+        # no full gc.collect() after every script run: with torch, pandas and plotly loaded it took a third of
+        # each viewer's server CPU and held the GIL against every other viewer (bench/viewers.py --profile)
+        "--runner.postScriptGC", "false",
     ]))
     console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in {settings.data_dir.resolve()};"
                   " Ctrl-C stops)")

@@ -19,9 +19,11 @@ from skipweb.ui.selection import (
     FINAL_METRICS,
     Selection,
     curve_figure,
+    depth_figure,
     display_labels,
-    final_rows,
+    final_figures,
     grad_data,
+    heatmaps_figure,
     resolve,
     table,
     unfinished,
@@ -31,6 +33,8 @@ LAUNCH_HINT = (
     "No runs yet. Launch some on the **Launch** page, or from a shell: "
     "`skipweb submit --families plain,resnet --depths 20,56 --seeds 0 --dataset digits`."
 )
+
+
 def _init_state(sel: Selection, params: dict[str, str]) -> None:
     """Widget state follows the URL whenever the URL changed from what this page last wrote."""
     ss = st.session_state
@@ -119,7 +123,11 @@ def page() -> None:
         st.info("Pick an experiment or some runs in the sidebar.")
         return
     # the projector view of this selection, with the same view options (Present reads Compare's params)
-    shown = {k: v for k, v in st.query_params.items() if k in ("exp", "runs", "x", "smooth", "log", "fold", "metric")}
+    shown = {
+        k: v
+        for k, v in st.query_params.items()
+        if k in ("exp", "runs", "x", "smooth", "log", "fold", "metric")
+    }
     link("present", "Present this view", **shown)
     if not keys:
         st.info(
@@ -150,28 +158,24 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
         names = list(grads)
         picked = st.multiselect("Heatmaps for", names, default=names[:4], key="cmp_heat_runs")
         if picked:
-            hm = charts.grad_heatmaps({n: grads[n] for n in picked}, layers)
-            hm.update_layout(height=450)
-            show(hm, "grad-heatmaps", "heat")
+            show(heatmaps_figure(url, runs, tuple(picked)), "grad-heatmaps", "heat")
         lo = min(int(s[0]) for s, _ in grads.values())
         hi = max(int(s[-1]) for s, _ in grads.values())
         step = st.slider("Probe step", lo, hi, hi, key="cmp_step") if hi > lo else hi
-        show(charts.grad_vs_depth(grads, step, colors=charts.color_map(grads)), "grad-vs-depth", "depth")
+        show(depth_figure(url, runs, step), "grad-vs-depth", "depth")
 
     blocks_view.compare_section(url, runs, display_labels(runs))
 
     st.subheader("Depth and size")
-    latest = data.latest_values(url, data.ids([r.id for r in runs]))
     which = st.radio("Final", list(FINAL_METRICS), horizontal=True, key="cmp_final")
-    rows = final_rows(runs, latest, FINAL_METRICS[which])
     if left_out := unfinished(runs):
         st.caption(f"Not finished, so not plotted as final: {escape_md(', '.join(left_out))}.")
-    if rows:
+    if finals := final_figures(url, runs, FINAL_METRICS[which]):
         c1, c2 = st.columns(2)
         with c1:
-            show(charts.final_error_vs_depth(rows, FINAL_METRICS[which]), "degradation", "degradation")
+            show(finals[0], "degradation", "degradation")
         with c2:
-            show(charts.error_vs_params(rows, FINAL_METRICS[which]), "error-vs-params", "params")
+            show(finals[1], "error-vs-params", "params")
     else:
         st.info(f"No run has a final {which} yet.")
 

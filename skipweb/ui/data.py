@@ -5,6 +5,7 @@ two databases never share entries): reruns triggered by a slider do not hit the 
 experiments still show new points within seconds. Pure computations keyed by everything they depend on
 (a model's size, a checkpoint's predictions keyed by its mtime) are cached without expiry. After a write
 (launch, cancel, delete, retry) a page calls :func:`clear`, which drops every database read at once.
+Figures that every viewer of a page would build alike are shared (:func:`shared`) under the same TTL.
 Results are plain records, DataFrames and arrays; pages never see a table class or write SQL.
 """
 
@@ -38,6 +39,16 @@ def clear() -> None:
     """After a write: drop every cached database read, so the next one is fresh."""
     for fn in _READS:
         fn.clear()
+
+
+def shared(fn: F) -> F:
+    """A figure (or a figure's input) built once per TTL for every viewer: twenty people opening the same
+    Compare page share one object instead of building twenty (bench/viewers.py). Not copied, so callers must
+    not change it: Present copies a figure (``go.Figure(fig)``) before enlarging its fonts. Cleared by
+    :func:`clear`."""
+    cached = st.cache_resource(ttl=TTL, max_entries=256, show_spinner=False)(fn)
+    _READS.append(cached)
+    return cached  # type: ignore[return-value]
 
 
 def db_url() -> str:
@@ -75,7 +86,9 @@ def runs(url: str, experiment_id=None, status=None, family=None, tag=None, run_i
 @read
 def run_counts(url: str, experiment_id=None, status=None, family=None, tag=None) -> dict[str, int]:
     """status → number of runs matching the filters, counted in SQL."""
-    return run_queries.count_runs(_engine(url), experiment_id=experiment_id, status=status, family=family, tag=tag)
+    return run_queries.count_runs(
+        _engine(url), experiment_id=experiment_id, status=status, family=family, tag=tag
+    )
 
 
 def cached_runs(experiment_id=None, status=None, family=None, tag=None, run_ids=None, limit=500, offset=0):
@@ -91,7 +104,9 @@ def cached_experiments(tag=None):
 
 @read
 def experiment_runs(url: str, experiment_id: int) -> list[RunRecord]:
-    return sorted(run_queries.list_runs(_engine(url), experiment_id=experiment_id, limit=None), key=lambda r: r.id)
+    return sorted(
+        run_queries.list_runs(_engine(url), experiment_id=experiment_id, limit=None), key=lambda r: r.id
+    )
 
 
 @read
@@ -134,7 +149,9 @@ def latest_values(url: str, run_ids: tuple[int, ...]) -> dict[int, dict[str, flo
 
 
 @read
-def grad_matrices(url: str, run_ids: tuple[int, ...], stat: str = "grad_norm") -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def grad_matrices(
+    url: str, run_ids: tuple[int, ...], stat: str = "grad_norm"
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return metrics.read_grad(_engine(url), list(run_ids), stat=stat)
 
 

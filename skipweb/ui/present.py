@@ -8,6 +8,7 @@ Query parameters: ``story`` (a reproduction story, skipweb.ui.story_view, with o
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from skipweb import charts, charts_blocks
@@ -99,11 +100,9 @@ def _chart(name: str, url: str, sel: selection.Selection, keys: list[str]) -> No
         if not grads:
             st.info("No gradient probes recorded yet.")
             return
-        if name == "heatmaps":
-            fig = charts.grad_heatmaps(grads, layers)
-        else:
-            last = max(int(s[-1]) for s, _ in grads.values())
-            fig = charts.grad_vs_depth(grads, last, colors=charts.color_map(grads))
+        fig = (
+            selection.heatmaps_figure(url, runs) if name == "heatmaps" else selection.depth_figure(url, runs)
+        )
     elif name == "blocks":  # skip/branch gradient ratio per block over training, one colour scale
         labels = selection.display_labels(runs)
         found = data.block_series(url, data.ids([r.id for r in runs]))
@@ -121,13 +120,12 @@ def _chart(name: str, url: str, sel: selection.Selection, keys: list[str]) -> No
             return
         fig = pair[0]
     else:
-        latest = data.latest_values(url, data.ids([r.id for r in runs]))
-        rows = selection.final_rows(runs, latest, selection.DEFAULT_METRIC)
+        finals = selection.final_figures(url, runs, selection.DEFAULT_METRIC)
         if left_out := selection.unfinished(runs):
             st.caption(f"Not finished, so not plotted as final: {escape_md(', '.join(left_out))}.")
-        if not rows:
+        if finals is None:
             st.info("No run has a final test error yet.")
             return
-        fig = charts.final_error_vs_depth(rows) if name == "degradation" else charts.error_vs_params(rows)
-    charts.for_projector(fig)
+        fig = finals[0] if name == "degradation" else finals[1]
+    fig = charts.for_projector(go.Figure(fig))  # a copy: the figure may be shared with Compare's viewers
     st.plotly_chart(fig, key=f"present-{name}")

@@ -110,6 +110,7 @@ def display_labels(runs: Sequence[Any]) -> dict[int, str]:
     return {r.id: r.label if counts[r.label] == 1 else f"{r.label} · seed {r.seed}" for r in runs}
 
 
+@data.shared
 def curve_figure(
     url: str, runs: Sequence[Any], key: str, x: str, smooth: float, log: bool, fold: bool
 ) -> go.Figure:
@@ -130,12 +131,39 @@ def curve_figure(
     )
 
 
+@data.shared
 def grad_data(url: str, runs: Sequence[Any]) -> tuple[dict[str, tuple], dict[str, list]]:
     rids = data.ids([r.id for r in runs])
     mats, layers = data.grad_matrices(url, rids), data.probe_layers(url, rids)
     names = display_labels(runs)
     grads = {names[r.id]: mats[r.id] for r in runs if len(mats.get(r.id, ((),))[0])}
     return grads, {names[r.id]: layers.get(r.id, []) for r in runs}
+
+
+@data.shared
+def heatmaps_figure(url: str, runs: Sequence[Any], picked: tuple[str, ...] | None = None) -> go.Figure:
+    """Gradient-norm heatmaps of the ``picked`` runs (display labels; all when None)."""
+    grads, layers = grad_data(url, runs)
+    fig = charts.grad_heatmaps({n: g for n, g in grads.items() if picked is None or n in picked}, layers)
+    return fig.update_layout(height=450)
+
+
+@data.shared
+def depth_figure(url: str, runs: Sequence[Any], step: int | None = None) -> go.Figure:
+    """Gradient norm against depth at the probe ``step`` (the last one when None)."""
+    grads, _ = grad_data(url, runs)
+    if step is None:
+        step = max(int(s[-1]) for s, _ in grads.values())
+    return charts.grad_vs_depth(grads, step, colors=charts.color_map(grads))
+
+
+@data.shared
+def final_figures(url: str, runs: Sequence[Any], metric: str) -> tuple[go.Figure, go.Figure] | None:
+    """(final ``metric`` against depth, against parameters) over the runs that succeeded; None if none has."""
+    rows = final_rows(runs, data.latest_values(url, data.ids([r.id for r in runs])), metric)
+    if not rows:
+        return None
+    return charts.final_error_vs_depth(rows, metric), charts.error_vs_params(rows, metric)
 
 
 def unfinished(runs: Sequence[Any]) -> list[str]:
