@@ -171,3 +171,25 @@ def test_export_never_overwrites_without_force_and_os_errors_are_one_line(tmp_pa
     assert kept.read_text() == "precious"
     res = sw("export", exp, "-o", str(kept), "--force", tmp_path=tmp_path)
     assert res.returncode == 0 and kept.read_text().startswith("run_id")
+
+
+def test_status_lists_a_screenful_and_says_how_many(tmp_path):
+    """`skipweb status` prints the newest STATUS_ROWS runs (a screenful, and cheap to render: issue 13) and
+    then how many there are, counted in SQL."""
+    from db import experiments, migrate, runs
+    from db.session import dispose_engine
+    from skipweb.cli.runs import STATUS_ROWS
+    from skipweb.grid import row
+    from skipweb.spec import RunSpec
+
+    url = f"sqlite:///{tmp_path / 'sw' / 'skipweb.db'}"
+    (tmp_path / "sw").mkdir()
+    migrate.upgrade(url)
+    exp = experiments.create_experiment(url, "many")
+    specs = [RunSpec.parse({"family": "mlp", "depth": 3, "dataset": "digits", "seed": s}) for s in range(STATUS_ROWS + 7)]
+    runs.add_runs(url, exp, [row(s) for s in specs])
+    dispose_engine(url)
+    out = sw("status", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"the newest {STATUS_ROWS} of {STATUS_ROWS + 7} runs" in out.stdout
+    assert len(json.loads(sw("status", "--json", tmp_path=tmp_path).stdout)) == STATUS_ROWS

@@ -91,7 +91,7 @@ def status(
                      f"{d['progress']:.0%} done" + (f" — {record.reason}" if record.reason else ""))
 
 
-STATUS_ROWS = 200  # runs listed by `skipweb status` (newest first)
+STATUS_ROWS = 50  # runs listed by `skipweb status` (newest first): a screenful, then how many there are
 
 
 def status_json(r) -> dict:
