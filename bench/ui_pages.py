@@ -152,7 +152,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="skipweb-bench-")
     os.environ["SKIPWEB_DATA_DIR"] = tmp
     os.environ.pop("SKIPWEB_DATABASE_URL", None)
-    from skipweb import charts
+    from skipweb import charts, charts_runs
     from skipweb.ui import data
     from skipweb.ui import selection as compare
 
@@ -180,7 +180,7 @@ def main() -> None:
         figs.append(charts.grad_vs_depth(grads, max(int(s[-1]) for s, _ in grads.values())))
         latest = data.latest_values(url, data.ids(ids))
         rows = compare.final_rows(rs, latest, "test/error")
-        figs += [charts.final_error_vs_depth(rows), charts.error_vs_params(rows)]
+        figs += [charts_runs.final_error_vs_depth(rows), charts_runs.error_vs_params(rows)]
         return figs, compare.table(url, rs)
 
     def all_heat():

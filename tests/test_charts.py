@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from skipweb import charts
+from skipweb import charts, charts_runs
 
 
 def _frame(run_values: dict[int, np.ndarray], key: str = "train/loss") -> pd.DataFrame:
@@ -144,7 +144,7 @@ def test_degradation_one_trace_per_family_mean_and_std():
             ("resnet", 56, 0.07),
         ]
     ]
-    fig = charts.final_error_vs_depth(rows)
+    fig = charts_runs.final_error_vs_depth(rows)
     assert sorted(t.name for t in fig.data) == ["plain", "resnet"]
     plain = next(t for t in fig.data if t.name == "plain")
     assert list(plain.x) == [20, 56]
@@ -157,7 +157,7 @@ def test_error_vs_params_log_x():
         {"family": "resnet", "label": "resnet-20", "params": 270_000, "value": 0.08},
         {"family": "resnet", "label": "resnet-56", "params": 850_000, "value": 0.06},
     ]
-    fig = charts.error_vs_params(rows)
+    fig = charts_runs.error_vs_params(rows)
     assert fig.layout.xaxis.type == "log" and list(fig.data[0].x) == [270_000, 850_000]
 
 
@@ -186,7 +186,7 @@ def test_summary_table_from_records_and_history():
         }
     )
     latest = {5: {"test/error": 0.3, "epoch/train_error": 0.1, "samples_per_s": 900.0}}
-    t = charts.summary_table([run], latest, hist)
+    t = charts_runs.summary_table([run], latest, hist)
     row = t.iloc[0]
     assert row["label"] == "resnet-20" and row["params"] == 272_474
     assert row["best test error"] == 0.2 and row["final test error"] == 0.3
@@ -205,7 +205,7 @@ def test_a_running_run_is_never_shown_as_final():
 
     runs = [rec(1, "plain-20", "succeeded", 100), rec(2, "plain-56", "running", 57)]
     latest = {1: {"test/error": 0.1, "epoch/train_error": 0.05}, 2: {"test/error": 0.858, "epoch/train_error": 0.8}}
-    t = charts.summary_table(runs, latest).set_index("run")
+    t = charts_runs.summary_table(runs, latest).set_index("run")
     assert t.loc[1, "status"] == "succeeded" and t.loc[1, "final test error"] == 0.1
     assert t.loc[2, "status"] == "running 57%"
     assert np.isnan(t.loc[2, "final test error"]) and np.isnan(t.loc[2, "final train error"])
@@ -238,7 +238,7 @@ def test_projector_charts_scale_every_text():
     """Issue 12 item 2: in Present, ticks, legends and axis titles grow with the view, not only the title."""
     rows = [{"family": "plain", "label": "plain-20", "depth": 20, "params": 1, "value": 0.1},
             {"family": "resnet", "label": "resnet-20", "depth": 20, "params": 1, "value": 0.05}]  # fmt: skip
-    fig = charts.for_projector(charts.final_error_vs_depth(rows), size=20)
+    fig = charts.for_projector(charts_runs.final_error_vs_depth(rows), size=20)
     assert fig.layout.font.size == 20 and fig.layout.legend.font.size == 18
     assert fig.layout.xaxis.tickfont.size == 18 and fig.layout.yaxis.title.font.size == 20
 

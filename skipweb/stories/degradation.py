@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from db import metrics
-from skipweb import charts
+from skipweb import charts, charts_runs
 from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,
@@ -82,7 +82,7 @@ def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
                          "params": r.params, "value": value})  # fmt: skip
     if rows:
         view.figures.append(("Final training error against depth (mean ± std over seeds).",
-                             charts.final_error_vs_depth(rows, KEY)))  # fmt: skip
+                             charts_runs.final_error_vs_depth(rows, KEY)))  # fmt: skip
     df = metrics.read_metrics(db, [r.id for r in runs], [KEY])
     if len(df):
         labels = {r.id: r.label if r.seed == 0 else f"{r.label} · seed {r.seed}" for r in runs}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from db import metrics
-from skipweb import charts
+from skipweb import charts_runs
 from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,
@@ -80,7 +80,7 @@ def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
         if r.status == "succeeded" and err is not None and r.params:
             rows.append({"family": r.family, "label": r.label, "params": r.params, "value": 1 - err})
     if rows:
-        fig = charts.error_vs_params(rows, "test accuracy")
+        fig = charts_runs.error_vs_params(rows, "test accuracy")
         view.figures.append(("Test accuracy (1 − test error) against parameters, log x.", fig))
     return view
 

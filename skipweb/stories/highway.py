@@ -16,7 +16,7 @@ import numpy as np
 
 from db import metrics
 from db.blocks import read_blocks
-from skipweb import charts, charts_blocks
+from skipweb import charts, charts_blocks, charts_runs
 from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,
@@ -123,7 +123,7 @@ def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
             rows.append({"family": charts.series_name(r.label, r.depth), "depth": r.depth, "label": r.label,
                          "params": r.params, "value": value})  # fmt: skip
     if rows:
-        view.figures.append(("Final test error against depth.", charts.final_error_vs_depth(rows, KEY)))
+        view.figures.append(("Final test error against depth.", charts_runs.final_error_vs_depth(rows, KEY)))
     gates: dict[str, Any] = {}
     for r in sorted(runs, key=lambda r: (r.depth, r.seed)):  # one run (the lowest seed) per label
         if series.get(r.id):

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from skipweb import charts
+from skipweb import charts, charts_runs
 from skipweb.facts import Metric
 from skipweb.ui import data
 
@@ -163,12 +163,12 @@ def final_figures(url: str, runs: Sequence[Any], metric: str) -> tuple[go.Figure
     rows = final_rows(runs, data.latest_values(url, data.ids([r.id for r in runs])), metric)
     if not rows:
         return None
-    return charts.final_error_vs_depth(rows, metric), charts.error_vs_params(rows, metric)
+    return charts_runs.final_error_vs_depth(rows, metric), charts_runs.error_vs_params(rows, metric)
 
 
 def unfinished(runs: Sequence[Any]) -> list[str]:
     """'plain-56 (running 57%)' for each run that has not succeeded: charts of final values leave them out."""
-    return [f"{r.label} ({charts.run_state(r)})" for r in runs if r.status != "succeeded"]
+    return [f"{r.label} ({charts_runs.run_state(r)})" for r in runs if r.status != "succeeded"]
 
 
 def final_rows(runs: Sequence[Any], latest: Mapping[int, Mapping[str, float]], metric: str) -> list[dict]:
@@ -188,7 +188,7 @@ def final_rows(runs: Sequence[Any], latest: Mapping[int, Mapping[str, float]], m
 
 def table(url: str, runs: Sequence[Any]) -> pd.DataFrame:
     rids = data.ids([r.id for r in runs])
-    return charts.summary_table(
+    return charts_runs.summary_table(
         runs, data.latest_values(url, rids), data.metric_frame(url, rids, (Metric.TEST_ERROR,))
     )
 
