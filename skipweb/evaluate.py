@@ -53,6 +53,17 @@ def segmentation_scores(conf: torch.Tensor) -> dict[str, float]:
     return {"pixel_acc": float(tp.sum() / total), "miou": float(iou.mean()), "dice": float(dice.mean())}
 
 
+def figure_ground_miou(masks: torch.Tensor, num_classes: int, ignore_index: int = 255) -> float:
+    """The mean IoU that finding the objects but not telling them apart earns: background (class 0) separated
+    perfectly, every object pixel given one of the other classes uniformly at random (expected counts).
+
+    On ``shapes`` (4 classes, 87% background) it is 0.40: a segmenter below it has not learned the kinds."""
+    counts = torch.bincount(masks[masks != ignore_index].flatten().long(), minlength=num_classes).double()
+    objects, k = counts[1:].sum(), num_classes - 1
+    ious = [1.0] + [float((n / k) / (n + objects / k - n / k)) for n in counts[1:] if n > 0]
+    return sum(ious) / len(ious)
+
+
 def predict_examples(spec_json: str, checkpoint_dir: str, data_dir, n: int = 4):
     """The first ``n`` test images of a run with its truths and its last checkpoint's predictions, on the
     CPU: ``(images (n, H, W, 3) float in [0, 1], truths, predictions, epoch)``. The model and the input

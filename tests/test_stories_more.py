@@ -122,6 +122,27 @@ def test_long_skips_verdict_logic_with_fabricated_runs(tmp_path: Path) -> None:
         "0.22 and 0.22 ≈ pixel accuracy ÷ 4 classes): not enough learned to compare. Train longer."
     )
     assert add.verdict == AGREES  # only one of the pair is trivial: still compared
+    # the level of "finds the objects, guesses their class", computed from shapes' test masks
+    notes = build(url, "long-skips").notes
+    assert any(n.startswith("Only skip=add ends above 0.40, the test mIoU of a net that separates every object "
+                            "from the background perfectly and guesses its class") for n in notes), notes  # fmt: skip
+
+
+def test_figure_ground_level_equals_random_class_guesses() -> None:
+    """evaluate.figure_ground_miou against a simulation: background kept, each object pixel given a random
+    class, scored by the trainer's own segmentation_scores."""
+    import torch
+
+    from skipweb.data.offline import make_shapes
+    from skipweb.evaluate import figure_ground_miou, segmentation_scores
+
+    masks = make_shapes(200, seed=5).y
+    g = torch.Generator().manual_seed(0)
+    guessed = torch.where(masks > 0, torch.randint(1, 4, masks.shape, generator=g), 0)
+    conf = torch.bincount(masks.flatten() * 4 + guessed.flatten(), minlength=16).view(4, 4).double()
+    simulated = segmentation_scores(conf)["miou"]
+    assert figure_ground_miou(masks, 4) == pytest.approx(simulated, abs=0.01)
+    assert 0.3 < simulated < 0.5  # well above all-background (0.22), well below learning the classes
 
 
 # ---- 5. gates vs clear highways ------------------------------------------------------------------------

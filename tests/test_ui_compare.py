@@ -98,17 +98,26 @@ def test_compare_experiment_view(trained, monkeypatch):
         assert got["params"] == r.params > 0
         assert got["final test error"] == pytest.approx(r.latest["test/error"])
         assert got["time"].endswith("s")  # 1m23s, not 83.2147
-    charts = at.get("plotly_chart")
-    # curves, grad heatmaps, grad vs depth, block heatmaps, block profile, degradation, error vs params
-    assert len(charts) == 7
-    specs = [c.proto.spec for c in charts]
-    assert '"type":"heatmap"' in specs[1].replace(" ", "")
+    # one tab open at a time, and only the open one is computed and drawn
+    assert at.session_state["cmp_view"] == "Curves" and len(at.get("plotly_chart")) == 1
+    at.session_state["cmp_view"] = "Gradient flow"  # what clicking the tab does
+    at.run()
+    assert not at.exception and dict(at.query_params)["view"] == "gradients"
+    heat, depth = [c.proto.spec for c in at.get("plotly_chart")]
+    assert '"type":"heatmap"' in heat.replace(" ", "") and "(step " in depth  # the probe step's profile
     # skip path vs branch: one panel per run on one diverging scale; the plain net has no skip path
-    assert at.radio(key="cmp_block_view").value == "ratio"
-    assert "log10 skip" in specs[3] and "not defined for this net" in specs[3]
-    assert '"type":"heatmap"' in specs[3].replace(" ", "") and "gradient ratio per block" in specs[4]
+    at = _run(_compare_app, exp=str(trained["exp"]), x="epoch", smooth="0.5", log="1", view="blocks")
+    assert not at.exception and at.radio(key="cmp_block_view").value == "ratio"
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert "log10 skip" in specs[0] and "not defined for this net" in specs[0]
+    assert '"type":"heatmap"' in specs[0].replace(" ", "") and "gradient ratio per block" in specs[1]
     at.radio(key="cmp_block_view").set_value("act_dead").run()
-    assert not at.exception and "dead-unit fraction" in at.get("plotly_chart")[3].proto.spec
+    assert not at.exception and "dead-unit fraction" in at.get("plotly_chart")[0].proto.spec
+    assert dict(at.query_params)["view"] == "blocks"
+    at = _run(_compare_app, exp=str(trained["exp"]), view="depth")  # degradation, error vs params
+    assert [("vs depth" in c.proto.spec, "vs parameters" in c.proto.spec) for c in at.get("plotly_chart")] == [
+        (True, False), (False, True)]  # fmt: skip
+    at = _run(_compare_app, exp=str(trained["exp"]), x="epoch", smooth="0.5", log="1")
     # Compare links to the projector view of the same selection
     present = [m.value for m in at.markdown if "./present?" in m.value]
     assert present and f"exp={trained['exp']}" in present[0] and "x=epoch" in present[0], present
@@ -139,6 +148,7 @@ def test_compare_runs_folded(trained, monkeypatch):
         ({"runs": "1,777"}, "warning", "Unknown run id(s) 777"),
         ({"exp": "1", "x": "furlongs"}, "warning", "Unknown x-axis 'furlongs'"),
         ({"exp": "1", "smooth": "nan?"}, "warning", "Bad `smooth`"),
+        ({"exp": "1", "view": "sideways"}, "warning", "Unknown view 'sideways'; choose one of curves, gradients"),
     ],
 )
 def test_compare_bad_params_show_message_not_traceback(trained, monkeypatch, params, kind, text):

@@ -115,7 +115,7 @@ def test_run_detail_unfinished_run_cannot_compute(trained, monkeypatch) -> None:
 def test_compare_two_landscapes_on_one_colour_scale(trained, monkeypatch) -> None:
     _use(monkeypatch, trained["data"], trained["url"])
     ids = [trained["plain"], trained["resnet"], trained["queued"]]
-    at = _run("compare", runs=",".join(map(str, ids)))
+    at = _run("compare", runs=",".join(map(str, ids)), view="landscape")
     assert not at.exception and not at.error
     assert at.multiselect(key="cmp_landscape_runs").value == [trained["plain"], trained["resnet"]]
     specs = {s["layout"].get("title", {}).get("text"): s for s in _charts(at)}

@@ -36,8 +36,6 @@ def views_for(series: Mapping[str, BlockSeries]) -> list[str]:
 
 
 def compare_section(url: str, runs: Sequence[Any], labels: Mapping[int, str]) -> None:
-
-    st.subheader("Skip path vs branch")
     found = data.block_series(url, data.ids([r.id for r in runs]))
     series = {labels[r.id]: found[r.id] for r in runs if found.get(r.id)}
     if not series:

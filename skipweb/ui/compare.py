@@ -46,6 +46,7 @@ def _init_state(sel: Selection, params: dict[str, str]) -> None:
     ss["cmp_x"], ss["cmp_smooth"], ss["cmp_log"], ss["cmp_fold"] = sel.x, sel.smooth, sel.log, sel.fold
     if sel.metric:
         ss["cmp_metric"] = sel.metric
+    ss["cmp_view"] = SECTIONS.get(params.get("view", ""), SECTIONS["curves"])
 
 
 def _write_params(mode: str) -> None:
@@ -62,6 +63,9 @@ def _write_params(mode: str) -> None:
         new["runs"] = ",".join(map(str, ss["cmp_runs"]))
     if ss.get("cmp_metric"):
         new["metric"] = ss["cmp_metric"]
+    view = {label: slug for slug, label in SECTIONS.items()}.get(ss.get("cmp_view"), "curves")
+    if view != "curves":
+        new["view"] = view
     if dict(st.query_params) != new:
         st.query_params.from_dict(new)
     ss["_cmp_params"] = new
@@ -85,6 +89,8 @@ def page() -> None:
         st.error(msg)
     for msg in sel.warnings:
         st.warning(msg)
+    if params.get("view", "curves") not in SECTIONS:
+        st.warning(f"Unknown view {params['view']!r}; choose one of {', '.join(SECTIONS)}. Showing curves.")
     _init_state(sel, params)
 
     with st.sidebar:
@@ -118,6 +124,8 @@ def page() -> None:
         if ss.get("cmp_metric"):
             st.warning(f"Metric {ss['cmp_metric']!r} is not logged by these runs; showing another.")
         ss["cmp_metric"] = DEFAULT_METRIC if DEFAULT_METRIC in keys else keys[0]
+    if keys:  # in the sidebar, so that it keeps its value while another tab is open
+        st.sidebar.selectbox("Metric", list(keys), key="cmp_metric")
     _write_params(mode)
     if not runs:
         st.info("Pick an experiment or some runs in the sidebar.")
@@ -137,11 +145,30 @@ def page() -> None:
     render(url, runs, keys)
 
 
+# Compare's sections, one tab each; only the open tab is computed and drawn, so a new browser tab lays out
+# one or two charts instead of seven (bench/page_speed.py). ``view=`` in the URL names the open one.
+SECTIONS = {"curves": "Curves", "gradients": "Gradient flow", "blocks": "Skip path vs branch",
+            "depth": "Depth and size", "landscape": "Loss landscape"}  # fmt: skip
+
+
 def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
-    ss = st.session_state
     st.caption(f"{len(runs)} runs: " + escape_md(", ".join(sorted({r.label for r in runs}))))
-    st.subheader("Curves")
-    st.selectbox("Metric", list(keys), key="cmp_metric")
+    sections = {
+        "curves": lambda: _curves(url, runs),
+        "gradients": lambda: _gradients(url, runs),
+        "blocks": lambda: blocks_view.compare_section(url, runs, display_labels(runs)),
+        "depth": lambda: _depth(url, runs),
+        "landscape": lambda: landscape_view.compare_section(url, runs, display_labels(runs)),
+    }
+    tabs = st.tabs(list(SECTIONS.values()), key="cmp_view", on_change="rerun")
+    for slug, tab in zip(SECTIONS, tabs, strict=True):
+        if tab.open:
+            with tab:
+                sections[slug]()
+
+
+def _curves(url: str, runs: Sequence[Any]) -> None:
+    ss = st.session_state
     fig = curve_figure(
         url, runs, ss["cmp_metric"], ss["cmp_x"], ss["cmp_smooth"], ss["cmp_log"], ss["cmp_fold"]
     )
@@ -149,24 +176,25 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
     st.caption(
         f"Series longer than {charts.MAX_POINTS:,} points are shown as means of consecutive-step buckets."
     )
+    _summary(url, runs)
 
-    st.subheader("Gradient flow")
-    grads, layers = grad_data(url, runs)
+
+def _gradients(url: str, runs: Sequence[Any]) -> None:
+    grads, _ = grad_data(url, runs)
     if not grads:
         st.info("No gradient probes recorded for these runs yet.")
-    else:
-        names = list(grads)
-        picked = st.multiselect("Heatmaps for", names, default=names[:4], key="cmp_heat_runs")
-        if picked:
-            show(heatmaps_figure(url, runs, tuple(picked)), "grad-heatmaps", "heat")
-        lo = min(int(s[0]) for s, _ in grads.values())
-        hi = max(int(s[-1]) for s, _ in grads.values())
-        step = st.slider("Probe step", lo, hi, hi, key="cmp_step") if hi > lo else hi
-        show(depth_figure(url, runs, step), "grad-vs-depth", "depth")
+        return
+    names = list(grads)
+    picked = st.multiselect("Heatmaps for", names, default=names[:4], key="cmp_heat_runs")
+    if picked:
+        show(heatmaps_figure(url, runs, tuple(picked)), "grad-heatmaps", "heat")
+    lo = min(int(s[0]) for s, _ in grads.values())
+    hi = max(int(s[-1]) for s, _ in grads.values())
+    step = st.slider("Probe step", lo, hi, hi, key="cmp_step") if hi > lo else hi
+    show(depth_figure(url, runs, step), "grad-vs-depth", "depth")
 
-    blocks_view.compare_section(url, runs, display_labels(runs))
 
-    st.subheader("Depth and size")
+def _depth(url: str, runs: Sequence[Any]) -> None:
     which = st.radio("Final", list(FINAL_METRICS), horizontal=True, key="cmp_final")
     if left_out := unfinished(runs):
         st.caption(f"Not finished, so not plotted as final: {escape_md(', '.join(left_out))}.")
@@ -179,8 +207,8 @@ def render(url: str, runs: Sequence[Any], keys: Sequence[str]) -> None:
     else:
         st.info(f"No run has a final {which} yet.")
 
-    landscape_view.compare_section(url, runs, display_labels(runs))
 
+def _summary(url: str, runs: Sequence[Any]) -> None:
     st.subheader("Summary")
     df = table(url, runs)
     # read like a product: 272k params, 41M FLOPs, 1m23s; the CSV below keeps the raw numbers

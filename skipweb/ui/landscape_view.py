@@ -168,7 +168,6 @@ def first_pair(url: str, runs: Sequence[Any]) -> list[int]:
 
 def compare_section(url: str, runs: Sequence[Any], labels: Mapping[int, str]) -> None:
     """Compare: which runs have a landscape; two of them side by side on one colour scale."""
-    st.subheader("Loss landscape")
     have = data.landscape_slices(url, tuple(sorted({r.id for r in runs})))
     with_one = [r.id for r in runs if r.id in have]
     lacking = [r for r in runs if r.id not in have]
