@@ -261,3 +261,16 @@ def test_present_says_what_it_shows(trained, monkeypatch):
     context = at.caption[0].value
     assert context.startswith(f"Experiment #{trained['exp']} «plain vs resnet» · digits · 2 epochs, batch 64, lr ")
     assert " · seeds 0, 1 · " in context and today in context
+
+
+def test_heatmaps_default_to_one_run_of_each_configuration():
+    """The default heatmap selection shows every kind of net before a second seed of any (a story's runs come
+    sorted by configuration, so the first four were often four seeds of plain nets)."""
+    from skipweb.ui.common import first_of_each
+
+    names = ["plain-20 · seed 0", "plain-20 · seed 1", "plain-56 · seed 0", "plain-56 · seed 1",
+             "resnet-20 · seed 0", "resnet-20 · seed 1", "resnet-56 · seed 0"]  # fmt: skip
+    assert first_of_each(names) == ["plain-20 · seed 0", "plain-56 · seed 0", "resnet-20 · seed 0",
+                                    "resnet-56 · seed 0"]  # fmt: skip
+    assert first_of_each(["a", "b"]) == ["a", "b"]
+    assert first_of_each(["x · seed 0", "x · seed 1", "y"], n=3) == ["x · seed 0", "y", "x · seed 1"]

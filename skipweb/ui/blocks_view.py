@@ -15,7 +15,7 @@ import streamlit as st
 from db.blocks import BlockSeries
 from skipweb import charts, charts_blocks
 from skipweb.ui import data
-from skipweb.ui.common import show
+from skipweb.ui.common import first_of_each, show
 
 EXPLAIN = (
     "For each block, the gradient reaching its input is split into the part that came back **through "
@@ -50,7 +50,7 @@ def compare_section(url: str, runs: Sequence[Any], labels: Mapping[int, str]) ->
         "Show", views, format_func=charts_blocks.LABELS.__getitem__, horizontal=True, key="cmp_block_view"
     )
     names = list(series)
-    picked = st.multiselect("Heatmaps for", names, default=names[:4], key="cmp_block_runs")
+    picked = st.multiselect("Heatmaps for", names, default=first_of_each(names), key="cmp_block_runs")
     if picked:
         fig = charts_blocks.block_heatmaps({n: series[n] for n in picked}, view)
         fig.update_layout(height=420)

@@ -13,6 +13,7 @@ In the team modes, viewers read everything; launching, cancelling and deleting n
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -252,3 +253,15 @@ def colorize(mask):
     for c in np.unique(mask):
         out[mask == c] = IGNORE_COLOR if c == 255 else PALETTE[int(c) % len(PALETTE)]
     return out
+
+
+def first_of_each(names: Sequence[str], n: int = 4) -> list[str]:
+    """Up to ``n`` display labels, one per configuration first ("plain-20 · seed 0", "resnet-20 · seed 0"
+    before "plain-20 · seed 1"): a default selection that shows every kind of net, not four seeds of one."""
+    firsts, seen = [], set()
+    for name in names:
+        config = name.split(" · seed ")[0]
+        if config not in seen:
+            seen.add(config)
+            firsts.append(name)
+    return (firsts + [m for m in names if m not in firsts])[:n]

@@ -13,7 +13,7 @@ import streamlit as st
 
 from skipweb import charts
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import escape_md, fmt_seconds, link, show
+from skipweb.ui.common import escape_md, first_of_each, fmt_seconds, link, show
 from skipweb.ui.selection import (
     DEFAULT_METRIC,
     FINAL_METRICS,
@@ -185,7 +185,7 @@ def _gradients(url: str, runs: Sequence[Any]) -> None:
         st.info("No gradient probes recorded for these runs yet.")
         return
     names = list(grads)
-    picked = st.multiselect("Heatmaps for", names, default=names[:4], key="cmp_heat_runs")
+    picked = st.multiselect("Heatmaps for", names, default=first_of_each(names), key="cmp_heat_runs")
     if picked:
         show(heatmaps_figure(url, runs, tuple(picked)), "grad-heatmaps", "heat")
     lo = min(int(s[0]) for s, _ in grads.values())
