@@ -13,7 +13,7 @@ import streamlit as st
 
 from skipweb import charts, charts_blocks
 from skipweb.ui import data, landscape_view, selection, story_view
-from skipweb.ui.common import escape_md, run_context
+from skipweb.ui.common import escape_md, first_of_each, run_context
 
 CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "blocks", "landscape")
 DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")
@@ -96,13 +96,17 @@ def _chart(name: str, url: str, sel: selection.Selection, keys: list[str]) -> No
             return
         fig = selection.curve_figure(url, runs, key, sel.x, sel.smooth, sel.log, sel.fold)
     elif name in ("heatmaps", "depth"):
-        grads, layers = selection.grad_data(url, runs)
+        grads, _ = selection.grad_data(url, runs)
         if not grads:
             st.info("No gradient probes recorded yet.")
             return
-        fig = (
-            selection.heatmaps_figure(url, runs) if name == "heatmaps" else selection.depth_figure(url, runs)
-        )
+        if name == "heatmaps":  # one panel per configuration, as Compare's default: 12 do not read on a projector
+            shown = first_of_each(list(grads))
+            fig = selection.heatmaps_figure(url, runs, tuple(shown))
+            if len(shown) < len(grads):
+                st.caption(f"Gradient heatmaps of {len(shown)} of {len(grads)} runs: {escape_md(', '.join(shown))}.")
+        else:
+            fig = selection.depth_figure(url, runs)
     elif name == "blocks":  # skip/branch gradient ratio per block over training, one colour scale
         labels = selection.display_labels(runs)
         found = data.block_series(url, data.ids([r.id for r in runs]))
