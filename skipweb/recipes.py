@@ -67,7 +67,7 @@ RECIPES: dict[str, Recipe] = {
     "digits": _he(10, 32),
     "shapes-cls": _he(10, 64),
     # 30 epochs: at 10 a U-Net finds the shapes but guesses their kind (test mIoU 0.39, the level of exactly
-    # that); the kinds are learned after the first lr drop (unet-2: 0.64 at 30; bench/RESULTS.md)
+    # that); the kinds are learned after the first lr drop (unet-2: 0.63 ± 0.02 at 30, 3 seeds; bench/RESULTS.md)
     "shapes": _he(30, 32, source="He et al.'s SGD recipe linearly scaled to batch 32, 1-epoch warm-up, 30 epochs"),
     # downloaded: the papers' own budgets (He et al.: 64k iterations at batch 128 on 45k images = 182 epochs)
     "cifar10": _he(182, 128),
