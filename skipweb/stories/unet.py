@@ -161,7 +161,7 @@ STORY = Story(
         "test mIoU, every variant below 0.40, the level of a net that finds every shape and guesses its kind. "
         "So on this budget the findings compare how well each U-Net finds the shapes, not whether it tells "
         "circles, squares and triangles apart. Telling them apart takes a wider net and longer training: "
-        "unet-2 at width 64 with the shapes default of 30 epochs reaches 0.63 ± 0.02 (3 seeds, bench/RESULTS.md; about 11 "
+        "unet-2 at width 64 with the shapes default of 30 epochs reaches 0.63 ± 0.02 (3 seeds, bench/RESULTS.md; about 35 "
         "CPU-minutes a run). Ronneberger et al.'s setting, fine boundaries in real images, is oxford-pets on a GPU."
     ),
     summary="unet-3 (width 16) on shapes with concat vs add vs no long skips: IoU and predictions.",
