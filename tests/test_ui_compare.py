@@ -260,6 +260,13 @@ def test_present_says_what_it_shows(trained, monkeypatch):
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-")
     context = at.caption[0].value
     assert context.startswith(f"Experiment #{trained['exp']} «plain vs resnet» · digits · 2 epochs, batch 64, lr ")
+    from types import SimpleNamespace
+
+    from skipweb.ui.common import run_context
+
+    one = SimpleNamespace(spec={"dataset": "digits", "epochs": 1, "batch_size": 32, "lr": 0.025, "seed": 0},
+                          created_at=None)
+    assert "digits · 1 epoch, batch 32" in run_context([one], None)
     assert " · seeds 0, 1 · " in context and today in context
 
 

@@ -181,7 +181,8 @@ def run_context(runs, exp=None) -> str:
     parts = [f"Experiment #{exp.id} «{escape_md(exp.title)}»"] if exp is not None else []
     if specs:
         parts.append(", ".join(sorted({str(s.get("dataset")) for s in specs})))
-        parts.append(f"{_one_or_range(s.get('epochs', 0) for s in specs)} epochs, batch "
+        epochs = _one_or_range(s.get("epochs", 0) for s in specs)
+        parts.append(f"{epochs} epoch{'' if epochs == '1' else 's'}, batch "
                      f"{_one_or_range(s.get('batch_size', 0) for s in specs)}, lr "
                      f"{_one_or_range(s.get('lr', 0) for s in specs)}")  # fmt: skip
         seeds = sorted({int(s.get("seed", 0)) for s in specs})
