@@ -2,7 +2,8 @@
 
 Writes are idempotent: a replayed (run, key, step) or (run, step) replaces the row, so a worker that
 resumes from a checkpoint and re-runs a few steps never duplicates history. Each batch is one bulk
-``INSERT ... ON CONFLICT DO UPDATE`` (executemany) per table, in the dialect's own upsert syntax.
+``INSERT ... ON CONFLICT DO UPDATE`` per table, in the dialect's own upsert syntax: on SQLite an
+executemany, on PostgreSQL one statement over binary arrays (``unnest``).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def _upsert(
     dialect = s.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
         raise NotImplementedError(f"skipweb supports SQLite and PostgreSQL, not {dialect}")
-    if dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS and _copy_upsert(s, table, rows, keys, forward_only):
+    if dialect == "postgresql" and len(rows) >= ARRAY_MIN_ROWS and _array_upsert(s, table, rows, keys, forward_only):
         return
     stmt: Insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     excluded = stmt.excluded  # type: ignore[attr-defined]
@@ -179,31 +180,28 @@ def _upsert(
     s.execute(stmt, rows)  # executemany: SQLAlchemy batches it into multi-row VALUES
 
 
-# PostgreSQL: from this many rows, COPY into a temporary table and merge with one INSERT ... SELECT ... ON
-# CONFLICT (bench/db_ingest.py: 18k rows/s as a multi-row VALUES executemany; see bench/RESULTS.md).
-COPY_MIN_ROWS = 200
+# PostgreSQL: from this many rows (every batch; the benchmark raises it for its baseline), one statement
+# with one array per column, ``INSERT ... SELECT FROM unnest(...) ON CONFLICT``, sent in binary: no temporary
+# table, one round trip (bench/db_ingest.py; bench/RESULTS.md compares it with executemany and COPY).
+ARRAY_MIN_ROWS = 1
 
 
-def _copy_upsert(s: Session, table: Table, rows: list[dict[str, Any]], keys: list[str], forward_only: bool) -> bool:
-    """The same upsert as :func:`_upsert` through psycopg 3's COPY, inside the session's transaction.
+def _array_upsert(s: Session, table: Table, rows: list[dict[str, Any]], keys: list[str], forward_only: bool) -> bool:
+    """The same upsert as :func:`_upsert` as one ``unnest`` of binary arrays, in the session's transaction.
     Returns False (nothing written) when the driver is not psycopg 3."""
     raw = s.connection().connection.driver_connection
-    if type(raw).__module__.split(".")[0] != "psycopg":  # psycopg2 has no cursor.copy()
+    if type(raw).__module__.split(".")[0] != "psycopg":  # binary parameters (%b) are psycopg 3's
         return False
     cols = list(rows[0])
-    name, tmp = table.name, f"_in_{table.name}"
+    types = {c.name: c.type.compile(dialect=postgresql.dialect()) for c in table.columns}
     listed = ", ".join(f'"{c}"' for c in cols)
+    arrays = ", ".join(f"%b::{types[c]}[]" for c in cols)  # typed even when every element is NULL
     sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in cols if c not in keys)
-    where = f' WHERE "{name}".step <= EXCLUDED.step' if forward_only else ""
+    where = f' WHERE "{table.name}".step <= EXCLUDED.step' if forward_only else ""
     with raw.cursor() as cur:
-        # per connection, emptied at every commit; LIKE copies the columns and defaults, not the indexes
-        cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{tmp}" (LIKE "{name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
-        with cur.copy(f'COPY "{tmp}" ({listed}) FROM STDIN') as copy:
-            for r in rows:
-                copy.write_row([r[c] for c in cols])
-        cur.execute(f'INSERT INTO "{name}" ({listed}) SELECT {listed} FROM "{tmp}" '
-                    f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}{where}")  # fmt: skip
-        cur.execute(f'TRUNCATE "{tmp}"')  # a second batch in this transaction must not merge these rows again
+        cur.execute(f'INSERT INTO "{table.name}" ({listed}) SELECT * FROM unnest({arrays}) '  # type: ignore[arg-type]
+                    f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}{where}",
+                    [[r[c] for r in rows] for c in cols])  # fmt: skip
     return True
 
 

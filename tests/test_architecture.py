@@ -60,6 +60,7 @@ def test_commands_that_train_nothing_load_no_torch(tmp_path) -> None:
         "    pass\n"
         "print('LOADED', sorted(m for m in ('torch', 'torchvision', 'streamlit') if m in sys.modules))\n"
         "print('ARRAYS', sorted(m for m in ('numpy', 'pandas') if m in sys.modules))\n"
+        "print('SPEC', sorted(m for m in ('skipweb.spec', 'skipweb.cli.core', 'alembic') if m in sys.modules))\n"
     )
     env = {**__import__("os").environ, "SKIPWEB_DATA_DIR": str(tmp_path)}
     for args in (["--help"], ["db", "upgrade"], ["status"], ["status", "exp:999"], ["cancel", "7"],
@@ -74,3 +75,6 @@ def test_commands_that_train_nothing_load_no_torch(tmp_path) -> None:
         if args[0] in ("status", "cancel", "--help"):  # a listing needs no array library either
             arrays = next(ln for ln in out.stdout.splitlines() if ln.startswith("ARRAYS"))
             assert arrays == "ARRAYS []", f"skipweb {' '.join(args)}: {arrays}"
+            # nor the RunSpec behind train/submit's options, nor Alembic on a current schema (lazy.py)
+            spec = next(ln for ln in out.stdout.splitlines() if ln.startswith("SPEC"))
+            assert spec == "SPEC []", f"skipweb {' '.join(args)}: {spec}"

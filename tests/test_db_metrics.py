@@ -57,10 +57,10 @@ def test_replayed_steps_replace(db_url: str) -> None:
 
 
 def test_large_batches_keep_the_same_semantics(db_url: str) -> None:
-    """From COPY_MIN_ROWS rows PostgreSQL writes through COPY + one merge: replays still replace, NaN and
-    ±inf survive, nothing is duplicated, and a batch after a lost lease writes nothing."""
+    """Large batches (PostgreSQL: one unnest of binary arrays): replays still replace, NaN and ±inf
+    survive, nothing is duplicated, and a batch after a lost lease writes nothing."""
     run_id = new_run(db_url)
-    n = 3 * metrics.COPY_MIN_ROWS
+    n = 600
     values = [math.nan, math.inf, -math.inf] + [float(s) for s in range(3, n)]
     assert metrics.write_batch(db_url, run_id, [("train/loss", s, s / 100, v, 0.5) for s, v in enumerate(values)], owner="w")
     replay = [("train/loss", s, s / 100, -float(s), 0.5) for s in range(n // 2, n + n // 2)]

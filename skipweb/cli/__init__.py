@@ -12,7 +12,8 @@ try:  # Typer >= 0.24 vendors click; older releases raise click's own exceptions
 except ImportError:  # pragma: no cover
     from click import exceptions as cx
 
-from skipweb.cli import core, landscape, runs, serve, stories
+from skipweb.cli import landscape, runs, serve, stories
+from skipweb.cli.lazy import LazyGroup
 
 app = typer.Typer(
     name="skipweb",
@@ -20,8 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,  # models, describe, train, submit: imported when they run
 )
-core.register(app)
 runs.register(app)
 serve.register(app)
 landscape.register(app)

@@ -18,7 +18,7 @@ stdout, stderr = Console(), Console(stderr=True)
 
 
 def models() -> None:
-    """Families, their variants and valid depths."""
+    # help: skipweb.cli.lazy.COMMANDS
     from skipweb.models import get_info, list_models
 
     table = Table(title="skipweb model families")
@@ -40,7 +40,7 @@ def describe(
     init: o.Init = None, width: o.Width = None, up: o.Up = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
-    """Parameters, FLOPs per sample, probe layers and a short layer summary."""
+    # help: skipweb.cli.lazy.COMMANDS
     from skipweb.data import get_dataset_info
     from skipweb.describe import describe as describe_model
 
@@ -214,12 +214,3 @@ def run_json(spec, rec) -> dict:
             "params": rec.info.params if rec.info else None, "flops": rec.info.flops if rec.info else None,
             "status": r.status, "reason": r.reason, "epochs": r.epochs_done, "steps": r.steps,
             "final": summary_final(rec), "grad": grad}
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(models)
-    app.command()(describe)
-    app.command(help="Train one model in this process with a progress bar; recorded like a submitted run, so "
-                     "it shows in the dashboard.")(train)
-    app.command("submit", help="Queue a grid (families × depths × seeds, or a story's --preset) for the workers; "
-                               "returns at once. Watch it with `skipweb status` or the dashboard.")(train)
