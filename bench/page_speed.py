@@ -8,7 +8,10 @@ For each page the dashboard (`skipweb up --no-worker`) is started fresh: "cold" 
 start (empty server caches, a browser with nothing cached); "warm tab" the median of 3 later page loads in
 new tabs of the same browser (what opening the link again costs: the server's caches and the browser's
 HTTP cache are warm, but every new tab boots Streamlit's frontend and evaluates plotly.js again); "rerun"
-the median of 3 reruns in the open tab (Streamlit's R key: what changing a widget costs). "Done" means
+the median of 3 reruns in the open tab (Streamlit's R key: what changing a widget costs); "from Runs" the
+median of 3 moves inside one tab, from the experiment's Runs page through its "Compare this experiment" or
+"Present it" link (what following a link in the app costs: no new frontend boot; the Runs page has no
+chart, so plotly.js is still evaluated on arrival). "Done" means
 Streamlit reports the script idle and every Plotly chart on the page has drawn its SVG.
 
 Usage:  python bench/page_speed.py [--repeat 3]
@@ -44,12 +47,12 @@ DONE = """() => {
       .filter(p => p.querySelector('.main-svg')).length;
   return drawn >= charts ? String(charts) : false;
 }"""
-PAGES = [  # name, path
-    ("Launch", "/launch"),
-    ("Runs (demo)", "/runs?exp=1"),
-    ("Compare (demo)", "/compare?exp=1"),
-    ("Compare (20×200)", "/compare?exp=2"),
-    ("Present (demo)", "/present?exp=1"),
+PAGES = [  # name, path, the link on the experiment's Runs page that leads here (None: no such link)
+    ("Launch", "/launch", None),
+    ("Runs (demo)", "/runs?exp=1", None),
+    ("Compare (demo)", "/compare?exp=1", "Compare this experiment"),
+    ("Compare (20×200)", "/compare?exp=2", "Compare this experiment"),
+    ("Present (demo)", "/present?exp=1", "Present it"),
 ]
 
 
@@ -109,6 +112,22 @@ def load(ctx, url: str, reruns: int = 0) -> tuple[float, int, list[float]]:
     return elapsed, int(charts), again
 
 
+def follow(ctx, runs_url: str, label: str, charts: int) -> float:
+    """Seconds from clicking ``label`` on an open Runs page to the last of ``charts`` charts drawn: moving
+    between pages inside one tab, where Streamlit's frontend is already running."""
+    page = ctx.new_page()
+    page.goto(runs_url)
+    page.wait_for_function(DONE, timeout=120_000, polling=50)
+    link = page.get_by_role("link", name=label)
+    t = time.perf_counter()
+    link.click()
+    page.wait_for_function(f"() => {{ const n = ({DONE})(); return n !== false && Number(n) >= {charts}; }}",
+                           timeout=120_000, polling=50)  # fmt: skip
+    elapsed = time.perf_counter() - t
+    page.close()
+    return elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="warm viewers per page (median reported)")
@@ -124,22 +143,25 @@ def main() -> None:
           f"exp 2 = 20 runs × 200 epochs × 100 steps, 56 layers")  # fmt: skip
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite, "
           f"Chromium headless 1440×900; load before: {os.getloadavg()[0]:.2f}")  # fmt: skip
-    print(f"{'page':<18} {'cold (s)':>9} {'warm tab (s)':>13} {'rerun (s)':>10} {'charts':>7}")
+    print(f"{'page':<18} {'cold (s)':>9} {'warm tab (s)':>13} {'from Runs (s)':>14} {'rerun (s)':>10} {'charts':>7}")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
-            for name, path in PAGES:
+            for name, path, label in PAGES:
                 proc, base = start(data)
                 ctx = browser.new_context(viewport={"width": 1440, "height": 900})
                 try:
                     cold, n, _ = load(ctx, base + path)
                     warm = [load(ctx, base + path)[0] for _ in range(args.repeat)]
                     reruns = load(ctx, base + path, reruns=args.repeat)[2]
+                    runs_url = base + "/runs?" + path.split("?")[1] if label else ""
+                    inside = [follow(ctx, runs_url, label, n) for _ in range(args.repeat)] if label else []
                 finally:
                     ctx.close()
                     stop(proc)
-                print(f"{name:<18} {cold:>9.2f} {statistics.median(warm):>13.2f} {statistics.median(reruns):>10.2f} "
-                      f"{n:>7}", flush=True)  # fmt: skip
+                via = f"{statistics.median(inside):>14.2f}" if inside else f"{'':>14}"
+                print(f"{name:<18} {cold:>9.2f} {statistics.median(warm):>13.2f} {via} "
+                      f"{statistics.median(reruns):>10.2f} {n:>7}", flush=True)  # fmt: skip
         finally:
             browser.close()
     print(f"load after: {os.getloadavg()[0]:.2f}")

@@ -281,3 +281,24 @@ def test_heatmaps_default_to_one_run_of_each_configuration():
                                     "resnet-56 · seed 0"]  # fmt: skip
     assert first_of_each(["a", "b"]) == ["a", "b"]
     assert first_of_each(["x · seed 0", "x · seed 1", "y"], n=3) == ["x · seed 0", "y", "x · seed 1"]
+
+
+def test_the_served_dashboard_imports_its_pages_before_the_first_viewer() -> None:
+    """`skipweb up` runs Streamlit through skipweb.ui.server, which imports every page first (so the first
+    viewer does not wait for pandas, plotly and the stories) and logs nothing while doing so."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "from skipweb.ui import server\n"
+        "assert not any(m.startswith('skipweb.ui.compare') for m in sys.modules)\n"
+        "server.warm()\n"
+        "print(sorted(m for m in sys.modules if m in {f'skipweb.ui.{p}' for p in server.PAGES}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(sorted(f"skipweb.ui.{p}" for p in
+                                            ("compare", "launch", "present", "run_detail", "runs")))
+    assert "No runtime found" not in out.stderr, out.stderr[-1000:]

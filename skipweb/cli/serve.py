@@ -40,7 +40,8 @@ def up(
         procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING",
                                        "--threads", str(share_of_cores(n))]))  # fmt: skip
     procs.append(subprocess.Popen([
-        sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
+        # Streamlit's `streamlit run`, with the pages imported before the first viewer arrives (ui/server.py)
+        sys.executable, "-m", "skipweb.ui.server", "run", str(APP), "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         # a served dashboard, not a development session: no Deploy button or rerun-on-save menu for
         # viewers, and no file watcher (it flooded the log with "Inotify queue overflowed")
