@@ -14,7 +14,7 @@ median of 3 moves inside one tab, from the experiment's Runs page through its "C
 chart, so plotly.js is still evaluated on arrival). "Done" means
 Streamlit reports the script idle and every Plotly chart on the page has drawn its SVG.
 
-Usage:  python bench/page_speed.py [--repeat 3]
+Usage:  python bench/page_speed.py [--repeat 3] [--page Compare ...]
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ def follow(ctx, runs_url: str, label: str, charts: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="warm viewers per page (median reported)")
+    ap.add_argument("--page", action="append", help="only the pages whose name starts with this (repeatable)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -148,6 +149,8 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             for name, path, label in PAGES:
+                if args.page and not any(name.startswith(p) for p in args.page):
+                    continue
                 proc, base = start(data)
                 ctx = browser.new_context(viewport={"width": 1440, "height": 900})
                 try:
