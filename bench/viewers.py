@@ -100,12 +100,12 @@ def rss_mib(pid: int) -> float:
 def streamlit_pid(parent: int) -> int:
     for _ in range(100):
         out = subprocess.run(
-            ["pgrep", "-P", str(parent), "-f", "streamlit"], capture_output=True, text=True
+            ["pgrep", "-P", str(parent), "-f", "skipweb.ui.server"], capture_output=True, text=True
         ).stdout
         if out.split():
             return int(out.split()[0])
         time.sleep(0.2)
-    raise SystemExit("no streamlit process under skipweb up")
+    raise SystemExit("no dashboard process (skipweb.ui.server) under skipweb up")
 
 
 def main() -> None:

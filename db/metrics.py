@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Insert, Table, func, select
+from sqlalchemy import Insert, String, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -189,19 +189,23 @@ ARRAY_MIN_ROWS = 1
 def _array_upsert(s: Session, table: Table, rows: list[dict[str, Any]], keys: list[str], forward_only: bool) -> bool:
     """The same upsert as :func:`_upsert` as one ``unnest`` of binary arrays, in the session's transaction.
     Returns False (nothing written) when the driver is not psycopg 3."""
-    raw = s.connection().connection.driver_connection
-    if type(raw).__module__.split(".")[0] != "psycopg":  # binary parameters (%b) are psycopg 3's
+    if s.get_bind().dialect.driver != "psycopg":  # binary parameters (%b) are psycopg 3's
         return False
     cols = list(rows[0])
-    types = {c.name: c.type.compile(dialect=postgresql.dialect()) for c in table.columns}
+    pg = postgresql.dialect()
+    # Arrays typed even when every element is NULL; strings without their length, so that an over-long key
+    # fails the column's own check as in a plain INSERT (an explicit ::VARCHAR(128) cast would truncate).
+    types = {c.name: "VARCHAR" if isinstance(c.type, String) else c.type.compile(dialect=pg) for c in table.columns}
     listed = ", ".join(f'"{c}"' for c in cols)
-    arrays = ", ".join(f"%b::{types[c]}[]" for c in cols)  # typed even when every element is NULL
+    arrays = ", ".join(f"%b::{types[c]}[]" for c in cols)
     sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in cols if c not in keys)
     where = f' WHERE "{table.name}".step <= EXCLUDED.step' if forward_only else ""
-    with raw.cursor() as cur:
-        cur.execute(f'INSERT INTO "{table.name}" ({listed}) SELECT * FROM unnest({arrays}) '  # type: ignore[arg-type]
-                    f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}{where}",
-                    [[r[c] for r in rows] for c in cols])  # fmt: skip
+    # through SQLAlchemy (not the raw cursor), so that errors arrive wrapped and db.retry sees transient ones
+    s.connection().exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({listed}) SELECT * FROM unnest({arrays}) '
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}{where}",
+        tuple([r[c] for r in rows] for c in cols),  # one positional parameter set: one array per column
+    )
     return True
 
 

@@ -79,6 +79,26 @@ def test_large_batches_keep_the_same_semantics(db_url: str) -> None:
     assert metrics.read_metrics(db_url, [run_id])["value"].tolist()[3:5] == [3.0, 4.0]
 
 
+def test_a_bad_batch_fails_whole_with_sqlalchemys_error(db_url: str) -> None:
+    """A key longer than the column's 128 characters is refused (PostgreSQL) or kept whole (SQLite), never
+    cut short so that two keys merge; a step out of PostgreSQL's integer range fails. Either way the error is
+    SQLAlchemy's (db.retry tells transient ones by their class) and the batch writes nothing."""
+    from sqlalchemy.exc import DBAPIError
+
+    run_id = new_run(db_url)
+    long_keys = [("k" * 128 + tail, 1, 0.0, v, 0.0) for tail, v in (("X", 1.0), ("Y", 2.0))]
+    if db_url.startswith("postgresql"):
+        for key in long_keys:  # one at a time: truncated, each would be written, the second over the first
+            with pytest.raises(DBAPIError):
+                metrics.write_batch(db_url, run_id, [key], owner="w")
+        with pytest.raises(DBAPIError):
+            metrics.write_batch(db_url, run_id, [("ok", 1, 0.0, 1.0, 0.0), ("ok", 2**31, 0.0, 1.0, 0.0)], owner="w")
+        assert count(db_url, SqlMetric) == count(db_url, SqlLatestMetric) == 0
+    else:
+        assert metrics.write_batch(db_url, run_id, long_keys, owner="w")
+        assert sorted(metrics.read_metrics(db_url, [run_id])["key"].str.len()) == [129, 129]
+
+
 def test_latest_moves_forward_only(db_url: str) -> None:
     run_id = new_run(db_url)
     metrics.write_batch(

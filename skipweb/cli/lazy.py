@@ -47,6 +47,9 @@ class Deferred(TyperCommand):
 
 
 class LazyGroup(TyperGroup):
+    """``get_command`` gives the stand-ins (listings ask it for every command); only ``resolve_command``,
+    the path by which click runs a command, builds the real one."""
+
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         self.commands = {**{name: Deferred(name) for name in COMMANDS}, **self.commands}  # listed first, as before
