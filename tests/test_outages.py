@@ -8,9 +8,9 @@ write lock another connection holds, with SQLite's busy timeout shortened so a l
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -31,28 +31,44 @@ def _queue(db_url: str, tmp_path: Path) -> int:
 
 
 class LockAtFirstFlush:
-    """A sink that, at the run's first flush, has another connection take SQLite's write lock for ``hold``
-    seconds (what a long writer, or a backup, does to a busy database)."""
+    """A sink that, at the run's first flush, has another connection take SQLite's write lock (what a long
+    writer, or a backup, does to a busy database) and hold it until the worker logs ``until``: events, not
+    a clock, so a slow machine cannot let the run slip past the outage."""
 
-    def __init__(self, path: str, hold: float):
+    def __init__(self, path: str, until: str):
         from skipweb.sinks import Sink
 
         outer = self
-        self.path, self.hold, self.started = path, hold, threading.Event()
+        self.path, self.until = path, until
+        self.started, self.taken, self.release = threading.Event(), threading.Event(), threading.Event()
 
         class _Sink(Sink):
             def on_flush(self, metrics, probes) -> None:
                 if not outer.started.is_set():
                     outer.started.set()
                     threading.Thread(target=outer._lock, daemon=True).start()
-                    time.sleep(0.3)  # the lock is taken before the worker's next write
+                    assert outer.taken.wait(60), "the lock was not taken"  # before the worker's next write
 
-        self.sink = _Sink()
+        class _Watch(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if outer.until in record.getMessage():
+                    outer.release.set()
+
+        self.sink, self.watch = _Sink(), _Watch()
+
+    def __enter__(self) -> LockAtFirstFlush:
+        logging.getLogger().addHandler(self.watch)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger().removeHandler(self.watch)
+        self.release.set()
 
     def _lock(self) -> None:
         con = sqlite3.connect(self.path, isolation_level=None)
         con.execute("BEGIN IMMEDIATE")
-        time.sleep(self.hold)
+        self.taken.set()
+        self.release.wait(120)  # a bound, so a broken worker fails the test instead of hanging it
         con.execute("ROLLBACK")
         con.close()
 
@@ -77,10 +93,11 @@ def test_a_locked_database_is_waited_out_not_a_failed_run(short_busy_timeout: st
 
     db_url = short_busy_timeout
     run_id = _queue(db_url, tmp_path)
-    lock = LockAtFirstFlush(db_url.removeprefix("sqlite:///"), hold=4.0)
-    outcome = execute_run(run_id, _settings(tmp_path, db_url, db_retry_seconds=60), extra_sinks=[lock.sink],
-                          owner="w1")  # fmt: skip
-    assert lock.started.is_set()
+    # held until the worker has met it and waits to retry: then it is released and the run goes on
+    with LockAtFirstFlush(db_url.removeprefix("sqlite:///"), until="retry 1 in") as lock:
+        outcome = execute_run(run_id, _settings(tmp_path, db_url, db_retry_seconds=60), extra_sinks=[lock.sink],
+                              owner="w1")  # fmt: skip
+    assert lock.started.is_set() and lock.release.is_set()
     rec = runs.get_run(db_url, run_id)
     assert (outcome.status, rec.status, rec.attempts) == ("succeeded", "succeeded", 1), rec.reason
 
@@ -91,9 +108,10 @@ def test_a_long_outage_hands_the_run_back_uncounted(short_busy_timeout: str, tmp
 
     db_url = short_busy_timeout
     run_id = _queue(db_url, tmp_path)
-    lock = LockAtFirstFlush(db_url.removeprefix("sqlite:///"), hold=4.0)
     settings = _settings(tmp_path, db_url, db_retry_seconds=1, lease_seconds=60)
-    with caplog.at_level("WARNING"):
+    # held until the worker has spent its 1 s budget and hands the run back
+    lock = LockAtFirstFlush(db_url.removeprefix("sqlite:///"), until="handing it back")
+    with caplog.at_level("WARNING"), lock:
         outcome = execute_run(run_id, settings, extra_sinks=[lock.sink], owner="w1")
     rec = runs.get_run(db_url, run_id)
     assert outcome.status == "handed back" and outcome.recorded, str(outcome)
