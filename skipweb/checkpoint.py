@@ -47,6 +47,10 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     generator.set_state(state["data"])
 
 
+# checkpoint directories whose lock another writer held past lock_timeout (see save)
+_FROZEN: set[Path] = set()
+
+
 def save(directory: Path, payload: dict[str, Any], may_write: Callable[[], bool] | None = None,
          lock_timeout: float = 60.0) -> Path | None:
     """Write atomically (temp file + rename) so a worker killed mid-write never leaves a torn checkpoint.
@@ -55,18 +59,23 @@ def save(directory: Path, payload: dict[str, Any], may_write: Callable[[], bool]
     and a False answer (this worker lost its lease: the run is someone else's now) leaves the checkpoint
     as it is and returns None. A writer that checked and was then stopped still holds the lock, so the new
     holder's later save waits for it and lands last: an older checkpoint can never replace a newer one.
+    A holder that outlasts ``lock_timeout`` is frozen (SIGSTOP, a paused VM): this process's later saves to
+    that directory try the lock without waiting again, so training is not held up a minute per epoch.
     """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT_NAME
     tmp = directory / f"{CHECKPOINT_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
     torch.save(payload, tmp)
+    wait = 0.0 if directory in _FROZEN else lock_timeout
     try:
-        with FileLock(directory / f"{CHECKPOINT_NAME}.lock", timeout=lock_timeout):
+        with FileLock(directory / f"{CHECKPOINT_NAME}.lock", timeout=wait):
+            _FROZEN.discard(directory)
             if may_write is not None and not may_write():
                 return None
             os.replace(tmp, path)
     except Timeout:
-        log.warning("checkpoint %s: another writer holds its lock for %.0f s; not written", path, lock_timeout)
+        _FROZEN.add(directory)
+        log.warning("checkpoint %s: another writer holds its lock (waited %.0f s); not written", path, wait)
         return None
     finally:
         tmp.unlink(missing_ok=True)

@@ -115,3 +115,25 @@ def test_delete_removes_checkpoints_and_says_so(db_url: str, tmp_path: Path) -> 
     )
     assert not dirs[b].exists() and not dirs[c].exists() and outside.exists() and root.exists()
     assert runs.get_run(db_url, b) is None
+
+
+def test_a_frozen_lock_holder_costs_one_wait_not_one_per_save(tmp_path: Path) -> None:
+    """A writer frozen while holding the lock (SIGSTOP) makes the next save wait lock_timeout once; later
+    saves try without waiting (not a minute per epoch), and the first free lock writes again."""
+    import time
+
+    from filelock import FileLock
+
+    from skipweb import checkpoint
+
+    held = FileLock(tmp_path / f"{checkpoint.CHECKPOINT_NAME}.lock")
+    held.acquire()
+    try:
+        assert checkpoint.save(tmp_path, {"step": 1}, lock_timeout=0.2) is None
+        t = time.monotonic()
+        assert checkpoint.save(tmp_path, {"step": 2}, lock_timeout=600) is None
+        assert time.monotonic() - t < 60  # it did not wait its 600 s again
+    finally:
+        held.release()
+    assert checkpoint.save(tmp_path, {"step": 3}) == tmp_path / checkpoint.CHECKPOINT_NAME
+    assert checkpoint.load(tmp_path)["step"] == 3
