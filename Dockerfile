@@ -5,7 +5,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
-RUN pip install --no-deps -e .
+RUN pip install --no-deps -e . && python -m compileall -q skipweb db workers
 ENV SKIPWEB_DATA_DIR=/data
 # workers and the web app run as an unprivileged user: a process that trains on shared data needs no root
 RUN useradd --create-home --uid 1000 skipweb && mkdir -p /data && chown skipweb /data

@@ -14,7 +14,11 @@ median of 3 moves inside one tab, from the experiment's Runs page through its "C
 chart, so plotly.js is still evaluated on arrival). "Done" means
 Streamlit reports the script idle and every Plotly chart on the page has drawn its SVG.
 
-Usage:  python bench/page_speed.py [--repeat 3] [--page Compare ...]
+Last, the framework's own floor on the same machine and browser: a bare Streamlit script (no skipweb) with
+only a title; with the title and one Plotly chart of 12 lines × 450 points (the demo's curves chart); and
+with a 12-row st.dataframe under that chart (Compare's summary table), served with `skipweb up`'s options. A skipweb page cannot load faster than these.
+
+Usage:  python bench/page_speed.py [--repeat 3] [--page Compare ...] [--no-floor]
 """
 
 from __future__ import annotations
@@ -62,12 +66,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data: Path) -> tuple[subprocess.Popen, str]:
+FLOOR_APP = """
+import streamlit as st
+st.set_page_config(layout="wide", page_title="floor")
+st.title("Streamlit alone")
+if st.query_params.get("chart"):
+    import math
+    import plotly.graph_objects as go
+    x = list(range(450))
+    st.plotly_chart(go.Figure([go.Scatter(x=x, y=[math.exp(-t / (100 + 10 * i)) for t in x], name=f"run {i}")
+                               for i in range(12)]))
+if st.query_params.get("table"):
+    st.dataframe([{"run": f"run {i}", "params": 270_000 + i, "final test error": 0.1 + i / 100} for i in range(12)])
+"""
+
+
+def start(data: Path, script: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """``skipweb up --no-worker`` on ``data``; with ``script``, plain Streamlit serving it with up's options."""
     port = free_port()
     env = {**os.environ, "SKIPWEB_DATA_DIR": str(data)}
     env.pop("SKIPWEB_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "skipweb", "up", "--no-worker", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    cmd = [sys.executable, "-m", "skipweb", "up", "--no-worker", "--port", str(port)]
+    if script is not None:
+        cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+               "--server.fileWatcherType", "none", "--runner.postScriptGC", "false"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -128,10 +153,27 @@ def follow(ctx, runs_url: str, label: str, charts: int) -> float:
     return elapsed
 
 
+def floor(browser, data: Path, repeat: int) -> None:
+    script = data / "floor.py"
+    script.write_text(FLOOR_APP)
+    proc, base = start(data, script)
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        for name, path in (("floor: title only", "/"), ("floor: one chart", "/?chart=1"),
+                           ("floor: chart+table", "/?chart=1&table=1")):
+            cold = load(ctx, base + path)[0]
+            warm = statistics.median(load(ctx, base + path)[0] for _ in range(repeat))
+            print(f"{name:<18} {cold:>9.2f} {warm:>13.2f}   (bare Streamlit, no skipweb; cold = first tab)", flush=True)
+    finally:
+        ctx.close()
+        stop(proc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="warm viewers per page (median reported)")
     ap.add_argument("--page", action="append", help="only the pages whose name starts with this (repeatable)")
+    ap.add_argument("--no-floor", action="store_true", help="skip the bare-Streamlit floor")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -165,6 +207,8 @@ def main() -> None:
                 via = f"{statistics.median(inside):>14.2f}" if inside else f"{'':>14}"
                 print(f"{name:<18} {cold:>9.2f} {statistics.median(warm):>13.2f} {via} "
                       f"{statistics.median(reruns):>10.2f} {n:>7}", flush=True)  # fmt: skip
+            if not args.no_floor:
+                floor(browser, data, args.repeat)
         finally:
             browser.close()
     print(f"load after: {os.getloadavg()[0]:.2f}")
