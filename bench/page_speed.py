@@ -16,7 +16,8 @@ Streamlit reports the script idle and every Plotly chart on the page has drawn i
 
 Last, the framework's own floor on the same machine and browser: a bare Streamlit script (no skipweb) with
 only a title; with the title and one Plotly chart of 12 lines × 450 points (the demo's curves chart); and
-with a 12-row st.dataframe under that chart (Compare's summary table), served with `skipweb up`'s options. A skipweb page cannot load faster than these.
+with a 12-row st.dataframe under that chart (Compare's summary table), served with `skipweb up`'s options
+(SERVER_OPTIONS). A skipweb page cannot load faster than these.
 
 Usage:  python bench/page_speed.py [--repeat 3] [--page Compare ...] [--no-floor]
 """
@@ -38,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ui_pages import synthesize  # noqa: E402
+
+from skipweb.cli.serve import SERVER_OPTIONS  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -88,9 +91,7 @@ def start(data: Path, script: Path | None = None) -> tuple[subprocess.Popen, str
     env.pop("SKIPWEB_DATABASE_URL", None)
     cmd = [sys.executable, "-m", "skipweb", "up", "--no-worker", "--port", str(port)]
     if script is not None:
-        cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
-               "--server.fileWatcherType", "none", "--runner.postScriptGC", "false"]  # fmt: skip
+        cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), *SERVER_OPTIONS]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"

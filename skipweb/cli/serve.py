@@ -14,6 +14,15 @@ from rich.console import Console
 
 console = Console()
 APP = Path(__file__).resolve().parents[2] / "app.py"
+SERVER_OPTIONS = [  # Streamlit's, for a served dashboard (bench/page_speed.py serves its floor with them too)
+    "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    # a served dashboard, not a development session: no Deploy button or rerun-on-save menu for
+    # viewers, and no file watcher (it flooded the log with "Inotify queue overflowed")
+    "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+    # no full gc.collect() after every script run: with torch, pandas and plotly loaded it took a third of
+    # each viewer's server CPU and held the GIL against every other viewer (bench/viewers.py --profile)
+    "--runner.postScriptGC", "false",
+]  # fmt: skip
 
 
 def up(
@@ -42,13 +51,7 @@ def up(
     procs.append(subprocess.Popen([
         # Streamlit's `streamlit run`, with the pages imported before the first viewer arrives (ui/server.py)
         sys.executable, "-m", "skipweb.ui.server", "run", str(APP), "--server.address", host, "--server.port", str(port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        # a served dashboard, not a development session: no Deploy button or rerun-on-save menu for
-        # viewers, and no file watcher (it flooded the log with "Inotify queue overflowed")
-        "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-        # no full gc.collect() after every script run: with torch, pandas and plotly loaded it took a third of
-        # each viewer's server CPU and held the GIL against every other viewer (bench/viewers.py --profile)
-        "--runner.postScriptGC", "false",
+        *SERVER_OPTIONS,
     ]))
     console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in {settings.data_dir.resolve()};"
                   " Ctrl-C stops)")
