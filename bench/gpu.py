@@ -1,10 +1,17 @@
-"""Every GPU figure of the project in one go, printed as one table (issue 13 item 6). Run by bench/gpu.sh.
+"""Every GPU figure of the project in one go (issues 13 and 21). Run by bench/gpu.sh.
 
-On one GPU, in under 8 minutes: the CUDA tests; the trainer-overhead benchmark with bf16, channels-last and
-GPU-resident CIFAR-shaped data (goal >= 0.95x a bare loop); one ResNet-56 CIFAR-shaped epoch against a
-hand-tuned airbench-style loop, eager (goal >= 0.8x) and with torch.compile on both sides; the per-block
-probe cost on the GPU at probe interval 10. Each step is a subprocess with its own time limit; its full
-output goes to ``--out`` (default bench/gpu-out/), and a failed or timed-out step is a row saying so.
+Each step is a subprocess with its own time limit, sized from the H200 figures in bench/RESULTS.md so that
+the whole fits in 6 minutes on a cold machine; each row is printed, and the table rewritten to
+``--out``/table.md, the moment its step ends, so a cut-off run still reports every step before the cut. A
+failed or timed-out step is a row saying so, with its log in ``--out``. In order of what matters most:
+
+1. the one-click demo end to end: one `skipweb worker` started as `skipweb up` starts it on a GPU machine
+   (its default runs per GPU), the degradation preset submitted, the story built: click → verdicts (goal 20 s);
+2. one ResNet-56 CIFAR-shaped epoch (bf16, channels-last, batch 128, GPU-resident data), the trainer
+   against a hand-written loop, eager and compiled (goals: trainer >= 25,000 samples/s; >= 0.95x the loop);
+3. the block-probe cost at probe interval 10 (goal <= 5%);
+4. packing: the demo's wall time with 1, 2, 4 and 8 runs per GPU (the first capped);
+5. the CUDA tests.
 
     bash bench/gpu.sh                 # on a CUDA machine
     bash bench/gpu.sh --dry-run       # the same steps, tiny and on the CPU (tests/test_bench_gpu.py)
@@ -17,78 +24,107 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def steps(dry: bool) -> list[tuple[str, list[str], str, str, int]]:
-    """(name, argv, regex of the figure, goal, time limit in s)."""
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: list[str]
+    figures: tuple[str, ...]  # regexes; the row shows each one's first group, joined by "; "
+    goal: str
+    limit: int  # seconds
+
+
+DEMO_FIGURE = r"(click → verdicts [\d.]+ s; \d+/\d+ agree|CAPPED at \d+ s with \d+/\d+ finished)"
+HAND_FIGURES = (r"(trainer median [\d.]+ samples/s)", r"(hand loop median [\d.]+ samples/s)",
+                r"trainer/hand: (ratio of medians [\d.]+)")  # fmt: skip
+
+
+def steps(dry: bool) -> list[Step]:
     py = [sys.executable]
-    if dry:
-        dev = ["--device", "cpu"]
+    demo = py + ["bench/demo.py"]
+    hand = py + ["bench/hand_loop.py"]
+    if dry:  # tiny: checks that every step runs and prints its figure, not the GPU
+        cpu, small = ["--device", "cpu"], ["--n", "128", "--depth", "8", "--reps", "1", "--amp", "none", "--batch-size", "64"]
         return [
-            ("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py",
-                                 "tests/test_data.py", "-k", "cuda"], r"(\d+ passed|\d+ skipped)[^\n]*", "all pass", 300),
-            ("trainer / bare loop (bf16, channels-last, GPU data)", py + ["bench/train_overhead.py", *dev,
-             "--synthetic-cifar", "--synthetic-n", "128", "--depth", "8", "--epochs", "1", "--reps", "1",
-             "--batch-size", "64"], r"b/a: ratio of medians ([\d.]+)", ">= 0.95", 300),
-            ("trainer / hand-tuned loop, ResNet-56 epoch (eager)", py + ["bench/hand_loop.py", *dev, "--n", "128",
-             "--depth", "8", "--reps", "1", "--amp", "none", "--batch-size", "64"],
-             r"ratio of medians ([\d.]+)", ">= 0.8", 300),
-            ("trainer / hand-tuned loop (torch.compile)", [], "", ">= 0.8", 0),  # CUDA only
-            ("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *dev, "--depth", "8", "--no-runs",
-             "--steps", "3", "--threads", "1"], r"interval +10: +(-?[\d.]+%)", "<= 5%", 300),
+            Step("demo end to end (default runs per GPU)", demo + ["--layout", "gpu", "--seeds", "0", "--epochs", "1", "--subset", "128"], (DEMO_FIGURE,),
+                 "<= 20 s", 600),
+            Step("ResNet-56 epoch, trainer vs hand loop (eager)", hand + cpu + small, HAND_FIGURES,
+                 ">= 25,000/s; >= 0.95", 300),
+            Step("ResNet-56 epoch, trainer vs hand loop (compiled)", [], (), ">= 25,000/s; >= 0.95", 0),
+            Step("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *cpu, "--depth", "8", "--no-runs",
+                 "--steps", "3", "--threads", "1"], (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 300),
+            Step("packing: demo with 2 runs per GPU", demo + ["--layout", "gpu:2", "--seeds", "0", "--epochs", "1", "--subset", "128"], (DEMO_FIGURE,),
+                 "faster than 1 per GPU", 600),
+            Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py",
+                 "tests/test_data.py", "-k", "cuda"], (r"(\d+ passed|\d+ skipped)[^\n]*",), "all pass", 300),
         ]  # fmt: skip
-    dev = ["--device", "cuda"]
+    cuda = ["--device", "cuda"]
     return [
-        ("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py", "tests/test_data.py",
-                             "-k", "cuda"], r"(\d+ passed[^\n]*|\d+ failed[^\n]*)", "all pass", 150),
-        ("trainer / bare loop (bf16, channels-last, GPU data)", py + ["bench/train_overhead.py", *dev, "--amp", "bf16",
-         "--channels-last", "--synthetic-cifar", "--epochs", "2", "--reps", "3"], r"b/a: ratio of medians ([\d.]+)",
-         ">= 0.95", 90),
-        ("trainer / hand-tuned loop, ResNet-56 epoch (eager)", py + ["bench/hand_loop.py", *dev, "--reps", "3"],
-         r"ratio of medians ([\d.]+)", ">= 0.8", 90),
-        ("trainer / hand-tuned loop (torch.compile)", py + ["bench/hand_loop.py", *dev, "--reps", "2", "--compile"],
-         r"ratio of medians ([\d.]+)", ">= 0.8", 150),
-        ("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *dev, "--no-runs", "--steps", "51",
-         "--threads", "8"], r"interval +10: +(-?[\d.]+%)", "<= 5%", 60),
+        Step("demo end to end (default runs per GPU)", demo + ["--layout", "gpu"], (DEMO_FIGURE,), "<= 20 s", 100),
+        Step("ResNet-56 epoch, trainer vs hand loop (eager)", hand + cuda + ["--reps", "2"], HAND_FIGURES,
+             ">= 25,000/s; >= 0.95", 75),
+        Step("ResNet-56 epoch, trainer vs hand loop (compiled)", hand + cuda + ["--reps", "2", "--compile"],
+             HAND_FIGURES, ">= 25,000/s; >= 0.95", 150),
+        Step("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *cuda, "--no-runs", "--steps", "51",
+             "--threads", "8"], (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 40),
+        *[Step(f"packing: demo with {n} run{'s' if n > 1 else ''} per GPU", demo + ["--layout", f"gpu:{n}", "--cap", str(cap)],
+               (DEMO_FIGURE,), "wall time falls with N", cap + 25) for n, cap in ((8, 40), (4, 40), (2, 50), (1, 60))],
+        Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py", "tests/test_data.py",
+             "-k", "cuda"], (r"(\d+ passed[^\n]*|\d+ failed[^\n]*)",), "all pass", 90),
     ]  # fmt: skip
+
+
+def run_step(i: int, step: Step, out: Path) -> tuple[str, str, str, str, str]:
+    if not step.argv:
+        return (step.name, "not run: CUDA only", step.goal, "", "-")
+    t0 = time.monotonic()
+    try:
+        done = subprocess.run(step.argv, cwd=ROOT, capture_output=True, text=True, timeout=step.limit)
+        text, rc = done.stdout + done.stderr, done.returncode
+    except subprocess.TimeoutExpired as e:
+        text = "".join(b.decode(errors="replace") if isinstance(b, bytes) else (b or "") for b in (e.stdout, e.stderr))
+        rc = f"timeout after {step.limit} s"
+    secs = time.monotonic() - t0
+    (out / f"step{i + 1}.log").write_text(text)
+    found = [m.group(1) for p in step.figures if (m := re.search(p, text))]
+    if rc != 0:
+        figure = f"FAILED ({rc}); see {out.name}/step{i + 1}.log" + (f" ({'; '.join(found)})" if found else "")
+    elif len(found) < len(step.figures):
+        figure = f"no figure in the output; see {out.name}/step{i + 1}.log"
+    else:
+        figure = "; ".join(found)
+    return (step.name, figure, step.goal, f"{secs:.0f} s", "ok" if rc == 0 else "no")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true", help="tiny, on the CPU: checks the script, not the GPU")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "gpu-out")
+    ap.add_argument("--only", help="comma list of step numbers to run (1-based)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    rows, t_all = [], time.monotonic()
-    for i, (name, argv, pattern, goal, limit) in enumerate(steps(a.dry_run)):
-        if not argv:
-            rows.append((name, "not run: CUDA only", goal, "", "-"))
-            continue
-        t0 = time.monotonic()
-        try:
-            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=limit)
-            text, rc = done.stdout + done.stderr, done.returncode
-        except subprocess.TimeoutExpired as e:
-            text, rc = f"{e.stdout or ''}{e.stderr or ''}", "timeout"
-        secs = time.monotonic() - t0
-        (a.out / f"step{i + 1}.log").write_text(text if isinstance(text, str) else text.decode(errors="replace"))
-        found = re.search(pattern, text if isinstance(text, str) else "")
-        if rc != 0:
-            figure = f"FAILED ({rc}); see {a.out.name}/step{i + 1}.log"
-        else:
-            figure = found.group(1) if found else f"no figure in the output; see {a.out.name}/step{i + 1}.log"
-        rows.append((name, figure, goal, f"{secs:.0f} s", "ok" if rc == 0 else "no"))
-        print(f"{name}: {figure} ({secs:.0f} s)", flush=True)
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device (dry run)"
-    print(f"\n{gpu}, torch {torch.__version__}, {time.monotonic() - t_all:.0f} s in all\n")
-    print("| check | figure | goal | time | ran |\n|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    head = f"{gpu}, torch {torch.__version__}"
+    print(head, flush=True)
+    rows, t_all = [], time.monotonic()
+    todo = steps(a.dry_run)
+    chosen = {int(x) - 1 for x in a.only.split(",")} if a.only else set(range(len(todo)))
+    for i, step in enumerate(todo):
+        if i not in chosen:
+            continue
+        rows.append(run_step(i, step, a.out))
+        print(f"{rows[-1][0]}: {rows[-1][1]} ({rows[-1][3]})", flush=True)
+        table = ["| check | figure | goal | time | ran |", "|---|---|---|---|---|", *("| " + " | ".join(r) + " |" for r in rows)]
+        (a.out / "table.md").write_text(f"{head}, {time.monotonic() - t_all:.0f} s so far\n\n" + "\n".join(table) + "\n")
+    print(f"\n{head}, {time.monotonic() - t_all:.0f} s in all\n")
+    print((a.out / "table.md").read_text().split("\n\n", 1)[1])
     return 0 if all(r[4] != "no" for r in rows) else 1
 
 

@@ -7,6 +7,7 @@ Modules, by entity:
     db.runs         run lifecycle: add_runs, claim, heartbeat, finish, cancel, requeue, retry, reads
     db.metrics      write_batch (one transaction per flush), read_metrics, read_grad, latest
     db.lease        the one lease a worker holds on a run or a landscape job
+    db.workers      connected workers: announce, renew, leave, who is connected now
 
 Every query takes the database first: a URL, an Engine, an open Session (to join its transaction)
 or None for the settings' URL. Queries return plain records (db.records), never ORM objects.

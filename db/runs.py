@@ -30,7 +30,7 @@ from db.run_queries import (  # noqa: F401
 )
 from db.session import DbLike, db_now, scope
 from db.tables import SqlProbeLayer, SqlRun
-from skipweb.facts import RETRYABLE_STATUSES
+from skipweb.facts import RETRYABLE_STATUSES, queue_for
 
 _RUN_FIELDS = ("config_hash", "label", "family", "depth", "dataset", "seed")
 RETRYABLE = RETRYABLE_STATUSES
@@ -41,17 +41,17 @@ def add_runs(
     experiment_id: int,
     specs: Sequence[Mapping[str, Any]],
     checkpoint_dir: Path | None = None,
-    queue: str | None = None,
 ) -> list[int]:
     """Queue one run per entry; return their ids in order.
 
     Each entry: ``{"spec": dict | JSON text, "config_hash", "label", "family", "depth", "dataset",
     "seed"}``. ``checkpoint_path`` is generated here from ``checkpoint_dir`` (default: the settings')
-    and the new id, never taken from the caller's data.
+    and the new id, never taken from the caller's data; ``queue`` from the spec's device (the routing
+    rule, skipweb.facts.queue_for), so the row says where its message goes.
     """
     ckpt = _checkpoint_dir(checkpoint_dir)
     with scope(db) as s:
-        rows = [SqlRun(experiment_id=experiment_id, status="queued", queue=queue, **_run_fields(e)) for e in specs]
+        rows = [SqlRun(experiment_id=experiment_id, status="queued", **_run_fields(e)) for e in specs]
         s.add_all(rows)
         s.flush()  # assigns ids
         for row in rows:
@@ -188,7 +188,7 @@ def retry(db: DbLike, run_id: int, checkpoint_dir: Path | None = None) -> int:
                 f"run {run_id} is {old.status}; only {', '.join(RETRYABLE)} runs can be retried"
             )
         fields = {f: getattr(old, f) for f in _RUN_FIELDS}
-        new_id = add_runs(s, old.experiment_id, [{"spec": old.spec, **fields}], checkpoint_dir, old.queue)[0]
+        new_id = add_runs(s, old.experiment_id, [{"spec": old.spec, **fields}], checkpoint_dir)[0]
         s.execute(update(SqlRun).where(SqlRun.id == new_id).values(retry_of=run_id))
         return new_id
 
@@ -236,6 +236,7 @@ def _run_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
     spec = json.loads(spec) if isinstance(spec, str) else spec  # text must at least be JSON
     return {
         "spec": json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        "queue": queue_for(spec.get("device") if isinstance(spec, dict) else None),
         **{k: entry[k] for k in _RUN_FIELDS},
     }
 

@@ -48,7 +48,18 @@ BLOCK_STATS = ("skip_grad", "branch_grad", "act_mean", "act_std", "act_dead", "g
 CHECKPOINT_NAME = "last.pt"  # in a run's checkpoint directory: the latest epoch's state
 
 # ---- queues and tasks ---------------------------------------------------------------------------------------
-QUEUES = ("gpu", "cpu")
+# A run's queue follows from its device alone (skipweb.services.broker.route): ``auto`` runs go where any
+# worker is free, ``cuda`` runs wait for a GPU worker, ``cpu`` runs never need one.
+QUEUE_OF_DEVICE = {"auto": "any", "cuda": "gpu", "cpu": "cpu"}
+QUEUES = ("gpu", "any", "cpu")
+GPU_WORKER_QUEUES = ("gpu", "any")  # what a GPU worker consumes (also `--gpus` on a machine without CUDA)
+CPU_WORKER_QUEUES = ("cpu", "any")
+
+
+def queue_for(device: str | None) -> str:
+    """The one routing rule: the queue of a run (and of work on its weights) that asks for ``device``.
+    Anything but ``cpu`` or ``cuda`` (``auto``, a malformed spec) goes where any worker is free."""
+    return QUEUE_OF_DEVICE.get(device or "auto", "any")
 TASK_TRAIN = "skipweb.train_run"
 TASK_LANDSCAPE = "skipweb.landscape"
 

@@ -12,6 +12,9 @@ from skipweb.spec import RunSpec
 
 
 def build_optimizer(model: nn.Module, spec: RunSpec) -> torch.optim.Optimizer:
+    """SGD or AdamW; on a GPU the fused kernels (one or two launches a step for every parameter, instead of
+    a handful of multi-tensor ones): the step of a small net on a GPU is bound by kernel launches."""
+    fused = next(model.parameters()).is_cuda
     if spec.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),
@@ -19,8 +22,9 @@ def build_optimizer(model: nn.Module, spec: RunSpec) -> torch.optim.Optimizer:
             momentum=spec.momentum,
             nesterov=spec.nesterov and spec.momentum > 0,
             weight_decay=spec.weight_decay,
+            fused=fused or None,
         )
-    return torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, fused=fused or None)
 
 
 def build_schedule(opt: torch.optim.Optimizer, spec: RunSpec, steps_per_epoch: int) -> LRScheduler:

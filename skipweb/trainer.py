@@ -63,12 +63,13 @@ class Trainer:
         spec: RunSpec,
         *,
         data_dir: Path,
+        device: str | None = None,
         checkpoint_dir: Path | None = None,
         sinks: Sequence[Sink] = (),
         data: DataBundle | None = None,
     ):
         self.spec, self.sinks, self.checkpoint_dir = spec, list(sinks), checkpoint_dir
-        self.device = resolve_device(spec.device)
+        self.device = resolve_device(device or spec.device)  # ``device``: a worker's override of the spec's
         seed_everything(spec.seed)
         self.data = data or load_dataset(spec.dataset, data_dir=data_dir, seed=spec.seed, subset=spec.subset)
         info = self.data.info
@@ -79,7 +80,15 @@ class Trainer:
         self.flops = count_flops(self.model, info.in_channels, info.image_size)
         self.probe = GradProbe(self.model)
         self.blocks: BlockProbe | None = BlockProbe(self.model)  # None: skip-path/activation probes off
-        self.forward = torch.compile(self.model) if spec.compile else self.model
+        # The step's forward, loss and error as one function: compiled (with CUDA graphs on a GPU: a small net's
+        # step there is bound by kernel launches), or as it is. Probe steps always run it eagerly, so their
+        # numbers are the eager path's.
+        self.graphs = spec.compile and self.device.type == "cuda"
+        self.compiled_step = (
+            torch.compile(self._forward_loss, mode="reduce-overhead" if self.graphs else None, dynamic=False)
+            if spec.compile
+            else self._forward_loss
+        )
         self.generator = torch.Generator().manual_seed(spec.seed)
         loader = partial(
             DeviceLoader,
@@ -168,8 +177,8 @@ class Trainer:
         for s in self.sinks:
             s.on_start(info)
         self.t0 = time.perf_counter() - self.wall_offset
-        # per step: (step, fractional epoch, lr, wall, batch size, loss, error) — tensors stay on the device
-        self._window: list[tuple[int, float, float, float, int, torch.Tensor, torch.Tensor]] = []
+        # per step: (step, fractional epoch, lr, wall, batch size, [loss, error]) — the tensor stays on the device
+        self._window: list[tuple[int, float, float, float, int, torch.Tensor]] = []
         self._probes: list[tuple[int, float, torch.Tensor, torch.Tensor | None]] = []
         self._last_flush = time.perf_counter()
         status, reason, summary = "succeeded", None, {}
@@ -180,6 +189,9 @@ class Trainer:
             status, reason = stop.status, stop.reason
         except Unavailable:  # a sink's store is down past its retry budget: the run is handed back, not failed
             raise
+        except torch.OutOfMemoryError:  # the run's size, not the worker: it fails, the worker goes on
+            log.warning("run out of GPU memory", exc_info=True)
+            status, reason = "failed", self._out_of_memory()
         except Exception as exc:  # the run fails; what it recorded so far stays recorded
             log.exception("run failed")
             status, reason = "failed", one_line(exc)
@@ -192,15 +204,20 @@ class Trainer:
         self.model.train()
         sums = {"loss": 0.0, "error": 0.0, "n": 0}
         t_epoch = time.perf_counter()
+        spec_batch = self.spec.batch_size
         for i, (x, y) in enumerate(self.train_loader):
             probing = self.step % self.spec.probe_every == 0
             blocks = self.blocks if probing else None
-            if blocks:
-                blocks.arm()
-            with self.autocast():
-                # a probe step runs the eager model: the block probes' gradient hooks do not compile
-                logits = (self.model if blocks else self.forward)(x)
-            loss = self.loss_fn(logits.float(), y)
+            if blocks or len(y) != spec_batch:
+                # eager: the block probes' gradient hooks do not compile, and a last, smaller batch would
+                # compile (and record) the step a second time for its shape
+                if blocks:
+                    blocks.arm()
+                loss, err = self._forward_loss(x, y)
+            else:
+                if self.graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
+                loss, err = self.compiled_step(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             block_stats = blocks.collect(self._loss_scale()) if blocks else None
@@ -213,13 +230,10 @@ class Trainer:
             lr = self.schedule.get_last_lr()[0]
             self.schedule.step()
             self.step += 1
-            with torch.no_grad():
-                valid = y != IGNORE_INDEX
-                err = ((logits.argmax(1) != y) & valid).sum() / valid.sum().clamp_min(1)
             ep = self.epoch + (i + 1) / self.steps_per_epoch
-            self._window.append(
-                (self.step, ep, lr, time.perf_counter() - self.t0, len(y), loss.detach(), err)
-            )
+            # one (2,) tensor of this step's loss and error, our own: a CUDA graph's outputs are overwritten
+            # by its next replay
+            self._window.append((self.step, ep, lr, time.perf_counter() - self.t0, len(y), torch.stack([loss.detach(), err])))
             if probing:
                 self._probes.append((self.step, ep, self.probe.after_step(), block_stats))
                 self._flush(sums)
@@ -246,6 +260,30 @@ class Trainer:
                 s.on_checkpoint(self.epoch, self.step, path)
         return summary
 
+    def _out_of_memory(self) -> str:
+        """One line: which run did not fit, and what would make it fit. Frees the cached blocks for the next run."""
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        spec = self.spec
+        free, total = torch.cuda.mem_get_info(self.device) if self.device.type == "cuda" else (0, 0)
+        return (f"out of GPU memory: {spec.label} on {spec.dataset} at batch {spec.batch_size} did not fit in the "
+                f"{free / 2**30:.1f} of {total / 2**30:.0f} GiB free on this GPU (runs sharing it hold the rest); "
+                "lower the batch size, or run fewer runs per GPU (skipweb worker --per-gpu)")
+
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's loss and its training error (the fraction of wrongly predicted samples, or pixels)."""
+        with self.autocast():
+            logits = self.model(x)
+        loss = self.loss_fn(logits.float(), y)
+        with torch.no_grad():
+            wrong = logits.argmax(1) != y
+            if self.task == "segmentation":  # the padded border of a cropped mask does not count
+                valid = y != IGNORE_INDEX
+                err = (wrong & valid).sum() / valid.sum().clamp_min(1)
+            else:
+                err = wrong.float().mean()
+        return loss, err.float()
+
     def _loss_scale(self) -> torch.Tensor | None:
         """The GradScaler's current scale as a device tensor (no sync), or None without fp16 scaling."""
         return self.scaler._get_scale_async() if self.scaler.is_enabled() else None
@@ -257,7 +295,8 @@ class Trainer:
         window, probes = self._window, self._probes
         self._window, self._probes = [], []
         n = len(window)
-        packed = [torch.stack([w[5] for w in window]).float(), torch.stack([w[6] for w in window]).float()]
+        pairs = torch.stack([w[5] for w in window]).float()  # (n, 2)
+        packed = [pairs[:, 0], pairs[:, 1]]
         for p in probes:
             packed += [p[2].flatten()] + ([p[3].flatten()] if p[3] is not None else [])
         host = torch.cat(packed).tolist()  # the one sync

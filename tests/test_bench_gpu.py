@@ -1,4 +1,5 @@
-"""bench/gpu.sh is ready for a GPU: its dry run takes every step, tiny and on the CPU, and prints the table."""
+"""bench/gpu.sh is ready for a GPU: its dry run takes every step, tiny and on the CPU (the demo with stand-in
+GPU workers, `--gpus 0`), and prints the table row by row, keeping it in a file as it goes."""
 
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_gpu_script_dry_run_prints_every_figure(tmp_path: Path) -> None:
     out = subprocess.run(["bash", "bench/gpu.sh", "--dry-run", "--out", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+                         capture_output=True, text=True, timeout=900)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     table = out.stdout[out.stdout.index("| check |"):]
-    rows = {ln.split(" | ")[0].lstrip("| "): ln for ln in table.splitlines()[2:]}
-    assert set(rows) == {"CUDA tests", "trainer / bare loop (bf16, channels-last, GPU data)",
-                         "trainer / hand-tuned loop, ResNet-56 epoch (eager)",
-                         "trainer / hand-tuned loop (torch.compile)", "block-probe overhead at interval 10"}  # fmt: skip
+    assert (tmp_path / "table.md").read_text().endswith(table.strip() + "\n")  # the file holds what was printed
+    rows = {ln.split(" | ")[0].lstrip("| "): ln.split(" | ") for ln in table.splitlines()[2:] if ln.strip()}
+    assert set(rows) == {"demo end to end (default runs per GPU)", "ResNet-56 epoch, trainer vs hand loop (eager)",
+                         "ResNet-56 epoch, trainer vs hand loop (compiled)", "block-probe overhead at interval 10",
+                         "packing: demo with 2 runs per GPU", "CUDA tests"}  # fmt: skip
     assert "FAILED" not in table and "no figure" not in table, table
-    assert "skipped" in rows["CUDA tests"] or "passed" in rows["CUDA tests"]
-    assert "not run: CUDA only" in rows["trainer / hand-tuned loop (torch.compile)"]
-    for name in ("trainer / bare loop (bf16, channels-last, GPU data)", "trainer / hand-tuned loop, ResNet-56 epoch (eager)"):
-        assert float(rows[name].split(" | ")[1]) > 0
-    assert rows["block-probe overhead at interval 10"].split(" | ")[1].endswith("%")
-    assert len(list(tmp_path.glob("step*.log"))) == 4
+    assert "not run: CUDA only" in rows["ResNet-56 epoch, trainer vs hand loop (compiled)"][1]
+    for name in ("demo end to end (default runs per GPU)", "packing: demo with 2 runs per GPU"):
+        assert "click → verdicts" in rows[name][1] and "/3 agree" in rows[name][1]
+    eager = rows["ResNet-56 epoch, trainer vs hand loop (eager)"][1]
+    assert "trainer median" in eager and float(eager.rsplit(" ", 1)[1]) > 0
+    assert rows["block-probe overhead at interval 10"][1].endswith("%")
+    assert "skipped" in rows["CUDA tests"][1] or "passed" in rows["CUDA tests"][1]
+    # each row was printed the moment its step ended, before the table
+    assert out.stdout.index("demo end to end (default runs per GPU): ") < out.stdout.index("CUDA tests: ")
+    assert len(list(tmp_path.glob("step*.log"))) == 5

@@ -157,7 +157,7 @@ def test_recipes_command_lists_each_dataset(tmp_path) -> None:
 
 # ---- workers use their share of the cores --------------------------------------------------------------
 def test_share_of_cores() -> None:
-    from skipweb.cli.runs import share_of_cores
+    from skipweb.cli.worker import share_of_cores
 
     cores = len(os.sched_getaffinity(0))
     assert share_of_cores(1) == cores and share_of_cores(cores * 4) == 1

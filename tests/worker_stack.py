@@ -69,7 +69,7 @@ class Stack:
             SKIPWEB_HEARTBEAT_SECONDS="1",
             SKIPWEB_MAX_ATTEMPTS="3",
             PYTHONPATH=str(REPO),
-            CUDA_VISIBLE_DEVICES="",  # CPU workers consuming cpu,gpu
+            CUDA_VISIBLE_DEVICES="",  # CPU workers (cpu, any); `--gpus 0` makes a stand-in GPU worker (gpu, any)
             OMP_NUM_THREADS="1",  # two cores shared with other jobs
             PYTHONUNBUFFERED="1",
         )
@@ -94,11 +94,12 @@ class Stack:
 
         return make_app(self.settings())
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, *args: str) -> subprocess.Popen:
+        """``skipweb worker`` (a CPU worker: CUDA_VISIBLE_DEVICES is empty) with ``args``, e.g. ``--gpus 0``."""
         log = self.tmp / f"worker-{len(self.procs)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "skipweb", "worker", "--loglevel", "INFO"],
+                [sys.executable, "-m", "skipweb", "worker", "--loglevel", "INFO", *args],
                 env=self.env(),
                 cwd=self.tmp,
                 stdout=out,
@@ -167,6 +168,11 @@ class Stack:
             lambda: all(self.run(i).status in FINAL for i in run_ids), timeout, f"runs {run_ids} to finish"
         )
         return [self.run(i) for i in run_ids]
+
+    def connected(self) -> list:
+        from db.workers import connected
+
+        return connected(self.db_url, 30)
 
     def submit(
         self, families: list[str], depths: list[int], seeds: list[int], options: dict | None = None, **base

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from skipweb.facts import TASK_LANDSCAPE, TASK_TRAIN
 from skipweb.services.broker import app
@@ -30,6 +30,32 @@ def _start_sweeper(sender=None, **_) -> None:
 
     settings = get_settings()
     Sweeper(app, settings, every=max(5.0, settings.lease_seconds / 4)).start()
+    _announce(getattr(sender, "hostname", None) or "skipweb-worker", settings)
+
+
+_presence = []
+
+
+def _announce(name: str, settings) -> None:
+    """Tell the dashboard and the CLI this worker is here, what it runs on and which queues it takes."""
+    import torch
+
+    from skipweb.services.presence import Presence
+
+    gpu = bool(app.conf.get("skipweb_gpu_worker"))
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name()
+    else:
+        device = "no CUDA here: trains GPU runs on the CPU" if gpu else "cpu"
+    presence = Presence(name, gpu=gpu, device=device, settings=settings)
+    presence.start()
+    _presence.append(presence)
+
+
+@worker_shutdown.connect
+def _leave(**_) -> None:
+    for presence in _presence:
+        presence.close()
 
 
 @app.task(name=TASK_LANDSCAPE, acks_late=True, ignore_result=True)

@@ -6,8 +6,9 @@ from db.tables.landscapes import SqlLandscape
 from db.tables.metrics import SqlLatestMetric, SqlMetric
 from db.tables.probes import SqlProbeLayer, SqlProbeStep
 from db.tables.runs import SqlExperiment, SqlRun
+from db.tables.workers import SqlWorker
 
 __all__ = [
     "SqlBlockLayer", "SqlBlockStep", "SqlExperiment", "SqlLandscape", "SqlLandscapeJob", "SqlLatestMetric",
-    "SqlMetric", "SqlProbeLayer", "SqlProbeStep", "SqlRun",
+    "SqlMetric", "SqlProbeLayer", "SqlProbeStep", "SqlRun", "SqlWorker",
 ]

@@ -12,7 +12,7 @@ try:  # Typer >= 0.24 vendors click; older releases raise click's own exceptions
 except ImportError:  # pragma: no cover
     from click import exceptions as cx
 
-from skipweb.cli import landscape, runs, serve, stories
+from skipweb.cli import landscape, runs, serve, stories, worker
 from skipweb.cli.lazy import LazyGroup
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
     cls=LazyGroup,  # models, describe, train, submit: imported when they run
 )
 runs.register(app)
+worker.register(app)
 serve.register(app)
 landscape.register(app)
 stories.register(app)

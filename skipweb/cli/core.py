@@ -79,7 +79,7 @@ def train(
     schedule: o.Schedule = None,
     warmup: o.Warmup = None,
     probe_every: o.ProbeEvery = o.spec_default("probe_every"),
-    device: o.Device = o.spec_default("device"),
+    device: o.Device = None,
     amp: o.Amp = o.spec_default("amp"),
     channels_last: o.ChannelsLast = o.spec_default("channels_last"),
     compile_: o.Compile = o.spec_default("compile"),
@@ -90,7 +90,6 @@ def train(
     title: Annotated[str | None, typer.Option(help="experiment title")] = None,
     tags: Annotated[str, typer.Option(help="comma-separated experiment tags")] = "",
     force: Annotated[bool, typer.Option("--force", help="submit: rerun configurations that already succeeded")] = False,
-    queue: Annotated[str, typer.Option(help="submit: cpu or gpu queue (default: gpu when --device cuda)")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
 ) -> None:
     """train: one model in this process, with a progress bar. submit: a grid, queued for the workers."""
@@ -101,11 +100,11 @@ def train(
         if ctx.info_name != "submit":
             raise UserError("--preset submits a story's runs; use `skipweb submit --preset KEY`")
         story = _story(preset)
-        specs = story.preset.specs(None if seed is None else split_list(seed, int))
+        overrides = {"device": device} if device is not None else {}  # where it trains decides its queue
+        specs = story.preset.specs(None if seed is None else split_list(seed, int), **overrides)
         tags_all = [story.tag, *(t for t in tag_list if t != story.tag)]
         surface = {"grid": story.preset.landscape_grid} if story.preset.landscape else None
-        _submit(specs, title=title or story.title, tags=tags_all, force=force, queue=queue, as_json=as_json,
-                landscape=surface)  # fmt: skip
+        _submit(specs, title=title or story.title, tags=tags_all, force=force, as_json=as_json, landscape=surface)
         return
     if family is None or depth is None:
         raise UserError(f"{ctx.info_name} needs a model family and --depth (or, for submit, --preset KEY)")
@@ -115,7 +114,7 @@ def train(
                            zero_init_residual=zero_init_residual)
     given = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                  schedule=schedule, warmup_epochs=warmup)  # None: the dataset's recipe (RunSpec fills it in)
-    base = dict(dataset=dataset, subset=subset, probe_every=probe_every, device=device, amp=amp,
+    base = dict(dataset=dataset, subset=subset, probe_every=probe_every, device=device or "auto", amp=amp,
                 channels_last=channels_last, compile=compile_, **{k: v for k, v in given.items() if v is not None})
     if no_skip:  # --no-skip maps to each family's own twin option
         opts = {k: v for k, v in opts.items() if k not in ("no_skip", "skip")}
@@ -123,7 +122,7 @@ def train(
     else:
         specs = plan(families, depths, seeds, base, opts)
     if ctx.info_name == "submit":
-        _submit(specs, title=title, tags=tag_list, force=force, queue=queue, as_json=as_json)
+        _submit(specs, title=title, tags=tag_list, force=force, as_json=as_json)
     else:
         if len(specs) != 1:
             raise typer.BadParameter("train runs one configuration; use `skipweb submit` for a grid")
@@ -139,16 +138,13 @@ def _story(key: str):
         raise UserError(e.args[0]) from None
 
 
-def _submit(specs, *, title, tags, force, queue, as_json, landscape=None) -> None:
+def _submit(specs, *, title, tags, force, as_json, landscape=None) -> None:
     from skipweb.cli.runs import open_db
     from skipweb.services.launch import submit
 
-    if queue not in ("", "cpu", "gpu"):
-        raise UserError(f"unknown queue {queue!r}; choose one of: cpu, gpu")
-    queue = queue or ("gpu" if specs[0].device == "cuda" else "cpu")
     open_db(create=True)
     title = title or ", ".join(dict.fromkeys(f"{s.family}" for s in specs)) + f" on {specs[0].dataset}"
-    result = submit(specs, title=title, tags=tags, force=force, queue=queue, owner=os.environ.get("USER"),
+    result = submit(specs, title=title, tags=tags, force=force, owner=os.environ.get("USER"),
                     landscape=landscape)  # fmt: skip
     if as_json:
         print(json.dumps(result.as_json()))

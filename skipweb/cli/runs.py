@@ -1,11 +1,8 @@
-"""Commands on the database and the queue: submit, status, cancel, export, worker, db upgrade."""
+"""Commands on the database: status, cancel, export, db upgrade (and `open_db`, which every command uses)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -65,15 +62,16 @@ def status(
             if experiments.get_experiment(settings.db_url, exp) is None:  # as `export` says it
                 raise UserError(f"no experiment {exp}; see `skipweb status` for experiment ids")
         records = runs.list_runs(settings.db_url, experiment_id=exp, limit=STATUS_ROWS)
+        now = connected_workers(settings, records)
         if as_json:
-            print(json.dumps([status_json(r) for r in records]))
+            print(json.dumps([status_json(r, now) for r in records]))
             return
         table = Table("id", "exp", "run", "status", "attempts", "progress", "test err", "reason")
         for r in records:
-            d = status_json(r)
+            d = status_json(r, now)
             err = r.latest.get(Metric.TEST_ERROR)
             table.add_row(str(r.id), str(r.experiment_id), r.label, r.status, str(r.attempts),
-                          f"{d['progress']:.0%}", "" if err is None else f"{err:.4f}", r.reason or "")
+                          f"{d['progress']:.0%}", "" if err is None else f"{err:.4f}", d["reason"] or "")
         stdout.print(table)
         if len(records) == STATUS_ROWS:
             total = sum(runs.count_runs(settings.db_url, experiment_id=exp).values())
@@ -83,21 +81,39 @@ def status(
     record = runs.get_run(settings.db_url, run_id)
     if record is None:
         raise UserError(f"no run {target}; see `skipweb status` for run ids")
+    d = status_json(record, connected_workers(settings, [record]))
     if as_json:
-        print(json.dumps(status_json(record)))
+        print(json.dumps(d))
     else:
-        d = status_json(record)
         stdout.print(f"run {record.id} ({record.label}): {record.status}, attempt {record.attempts}, "
-                     f"{d['progress']:.0%} done" + (f" — {record.reason}" if record.reason else ""))
+                     f"{d['progress']:.0%} done" + (f" — {d['reason']}" if d["reason"] else ""), soft_wrap=True)
 
 
 STATUS_ROWS = 50  # runs listed by `skipweb status` (newest first): a screenful, then how many there are
 
 
-def status_json(r) -> dict:
+def connected_workers(settings, records) -> list:
+    """The connected workers, read only when a run is queued (the only rows whose reason needs them)."""
+    if not any(r.status == "queued" for r in records):
+        return []
+    from skipweb.services import presence
+
+    return presence.connected(settings.db_url, settings)
+
+
+def status_json(r, connected_now=()) -> dict:
+    """A run's status; a queued run that no connected worker takes says what it waits for in ``reason``."""
     progress = (r.steps_done / r.total_steps) if r.total_steps else (1.0 if r.status == "succeeded" else 0.0)
+    reason = r.reason
+    if r.status == "queued" and not reason:
+        from skipweb.services.presence import waiting_reason
+
+        try:
+            reason = waiting_reason(r.spec.get("device"), connected_now)
+        except ValueError:  # a malformed stored spec
+            reason = None
     return {"id": r.id, "experiment_id": r.experiment_id, "label": r.label, "status": r.status,
-            "attempts": r.attempts, "reason": r.reason, "progress": round(min(1.0, progress), 4),
+            "attempts": r.attempts, "reason": reason, "progress": round(min(1.0, progress), 4),
             "steps_done": r.steps_done, "total_steps": r.total_steps, "epochs_done": r.epochs_done,
             "worker": r.lease_owner or r.worker_host, "device": r.device, "latest": r.latest}
 
@@ -164,68 +180,6 @@ SPEC_COLUMNS = ("dataset", "subset", "epochs", "batch_size", "optimizer", "lr", 
                 "schedule", "warmup_epochs", "augment", "device")
 
 
-def worker(
-    gpus: Annotated[str | None, typer.Option(help="GPU indices, one worker each, e.g. 0,1")] = None,
-    queues: Annotated[str | None, typer.Option(help="queues to consume (default: gpu with GPUs, else cpu,gpu)")] = None,
-    loglevel: Annotated[str, typer.Option()] = "INFO",
-    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads of this worker (default: all the "
-                                                "machine's cores, shared out among the GPU workers it starts)")] = None,
-) -> None:
-    """Start Celery workers: one per GPU, or one CPU worker (which then also takes GPU-queue runs)."""
-    open_db(create=True)
-    if gpus is None and os.environ.get("CUDA_VISIBLE_DEVICES") is None:
-        import torch
-
-        gpus = ",".join(str(i) for i in range(torch.cuda.device_count())) or None
-    if gpus and "," in gpus:  # several GPUs: one child process each, pinned by CUDA_VISIBLE_DEVICES
-        share = str(threads or share_of_cores(len(gpus.split(","))))
-        procs = [subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--gpus", g, "--loglevel", loglevel,
-                                   "--threads", share], env={**os.environ, "CUDA_VISIBLE_DEVICES": g})
-                 for g in gpus.split(",")]  # fmt: skip
-        try:
-            sys.exit(max(p.wait() for p in procs))
-        except KeyboardInterrupt:
-            for p in procs:
-                p.terminate()
-            return
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
-    queue_list = queues or ("gpu" if gpus else "cpu,gpu")
-    name = f"skipweb-{'gpu' + gpus if gpus else 'cpu'}-{os.getpid()}@%h"
-    import torch
-
-    # More threads than cores among the processes on a machine slows every run many times over (oversubscribed
-    # OpenMP threads spin against each other), so a worker uses its share of the cores and no more.
-    torch.set_num_threads(threads or share_of_cores(1))
-    from skipweb.services.broker import app  # it loads the task bodies (workers.tasks) by name
-
-    quiet_root_warning()
-    app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={queue_list}",
-                     f"--loglevel={loglevel}", f"--hostname={name}", "--without-gossip", "--without-mingle"])
-
-
-def quiet_root_warning() -> None:
-    """Celery prints a 6-line "absolutely not recommended" block when a worker runs as root (as in many
-    containers and on this project's CI machine). Say once, in one line, what the risk is and is not instead:
-    this app accepts JSON messages only (Celery refuses root outright when pickle is accepted), so a message on
-    the broker cannot run code; root still lets a compromised training job touch the whole machine."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return
-    import warnings
-
-    from celery.exceptions import SecurityWarning
-
-    warnings.filterwarnings("ignore", category=SecurityWarning)
-    print("worker running as root: it accepts JSON messages only, so the broker cannot make it "
-          "run code, but prefer an unprivileged user (the Docker image runs as 'skipweb')", file=sys.stderr)
-
-
-def share_of_cores(processes: int) -> int:
-    """CPU threads for one of ``processes`` worker processes on this machine: an equal share, at least 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, processes))
-
-
 def _int(text: str, what: str) -> int:
     try:
         value = int(text)
@@ -240,7 +194,6 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(cancel)
     app.command()(export)
-    app.command()(worker)
     db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
     db_app.command("upgrade")(db_upgrade)
     app.add_typer(db_app, name="db")

@@ -33,7 +33,8 @@ def up(
                                                 "most 8; each gets an equal share of the cores as torch threads)")] = None,
 ) -> None:
     """Start the workers and the dashboard; print the URL; Ctrl-C stops them all."""
-    from skipweb.cli.runs import UserError, open_db, share_of_cores
+    from skipweb.cli.runs import UserError, open_db
+    from skipweb.cli.worker import share_of_cores
     from skipweb.passwords import open_door
     from skipweb.settings import get_settings
 
@@ -44,10 +45,11 @@ def up(
         raise UserError(why)
     settings = open_db(create=True)
     procs: list[subprocess.Popen] = []
+    gpu = not no_worker and workers is None and gpu_machine()
     n = 0 if no_worker else (workers or default_workers())
-    for _ in range(n):
+    for _ in range(n):  # on a GPU machine one `skipweb worker`, which starts its processes per GPU
         procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING",
-                                       "--threads", str(share_of_cores(n))]))  # fmt: skip
+                                       *([] if gpu else ["--cpu", "--threads", str(share_of_cores(n))])]))  # fmt: skip
     procs.append(subprocess.Popen([
         # Streamlit's `streamlit run`, with the pages imported before the first viewer arrives (ui/server.py)
         sys.executable, "-m", "skipweb.ui.server", "run", str(APP), "--server.address", host, "--server.port", str(port),
@@ -55,8 +57,8 @@ def up(
     ]))
     console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in {settings.data_dir.resolve()};"
                   " Ctrl-C stops)")
-    if n:
-        console.print(f"{n} worker{'s' if n > 1 else ''} × {share_of_cores(n)} torch threads")
+    if n and not gpu:
+        console.print(f"{n} CPU worker{'s' if n > 1 else ''} × {share_of_cores(n)} torch threads")
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -77,16 +79,20 @@ def up(
     raise typer.Exit(0 if all(c in (0, -signal.SIGTERM, None) for c in codes) else 1)
 
 
-def default_workers() -> int:
-    """One worker process on a GPU machine (it starts one process per GPU itself); else one per core, at most
-    8, each with an equal share of the cores. Measured with bench/demo.py on a quiet 2-core machine (the
-    12-run demo, bench/RESULTS.md): 2 workers × 1 thread finished in 102 s (123 CPU s), 1 worker × 2 threads
-    in 347 s (448 CPU s). The bundled sets' small nets do not use a second thread well; a second process does."""
+def gpu_machine() -> bool:
     import torch
 
-    from skipweb.cli.runs import share_of_cores
+    return torch.cuda.device_count() > 0
 
-    if torch.cuda.is_available():
+
+def default_workers() -> int:
+    """One `skipweb worker` on a GPU machine (it starts its processes per GPU itself); else one CPU worker per
+    core, at most 8, each with an equal share of the cores. Measured with bench/demo.py on a quiet 2-core machine (the
+    12-run demo, bench/RESULTS.md): 2 workers × 1 thread finished in 102 s (123 CPU s), 1 worker × 2 threads
+    in 347 s (448 CPU s). The bundled sets' small nets do not use a second thread well; a second process does."""
+    from skipweb.cli.worker import share_of_cores
+
+    if gpu_machine():
         return 1
     return min(8, share_of_cores(1))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from skipweb.facts import QUEUES, TASK_LANDSCAPE, TASK_TRAIN
+from skipweb.facts import QUEUES, TASK_LANDSCAPE, TASK_TRAIN, queue_for
 from skipweb.settings import Settings, get_settings
 
 WEEK = 7 * 24 * 3600
@@ -62,7 +62,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         broker_transport=None if settings.broker_url else "skipweb.services.fifo_transport:Transport",
         broker_connection_retry_on_startup=True,
         task_queues=[Queue(q, routing_key=q) for q in QUEUES],
-        task_default_queue="cpu",
+        task_default_queue="any",
         worker_hijack_root_logger=False,
         worker_send_task_events=True,  # Flower
         task_send_sent_event=True,
@@ -73,12 +73,13 @@ def make_app(settings: Settings | None = None) -> Celery:
 app = make_app()
 
 
-def enqueue(run_ids: list[int], queue: str = "cpu", celery: Celery | None = None) -> None:
-    """Publish run ids. Call only after the rows are committed: a worker may pick one up at once."""
+def enqueue(run_ids: list[int], queue: str = "any", celery: Celery | None = None) -> None:
+    """Publish run ids to ``queue``. Call only after the rows are committed: a worker may pick one up at once.
+    Services publish through :func:`publish_runs`, which asks :func:`route`; this is for tests and tools."""
     _publish(TASK_TRAIN, run_ids, queue, celery)
 
 
-def enqueue_landscapes(job_ids: list[int], queue: str = "cpu", celery: Celery | None = None) -> None:
+def enqueue_landscapes(job_ids: list[int], queue: str = "any", celery: Celery | None = None) -> None:
     """Publish loss-landscape job ids (db.landscape_jobs); as :func:`enqueue`, only once committed."""
     _publish(TASK_LANDSCAPE, job_ids, queue, celery)
 
@@ -93,28 +94,29 @@ def _publish(task: str, ids: list[int], queue: str, celery: Celery | None) -> No
 
 
 def route(record) -> str:
-    """The queue for a run, and for work on its weights (a landscape): the one routing rule.
-
-    The queue it was submitted to, stored on its row, wins: a run launched on the gpu queue with
-    ``device: auto`` goes back to gpu when a sweep requeues it. Rows from before the queue was stored go
-    by their spec (``cuda`` → gpu) and by where they ran (a GPU worker → gpu); else cpu, which CPU
-    workers consume (GPU workers consume only gpu)."""
+    """The queue of a run (a RunRecord, a RunSpec or a spec dict), and of work on its weights (a landscape):
+    decided by the device it asks for alone (skipweb.facts.queue_for), at the first publish and at every
+    republish alike. ``auto`` goes to ``any``, which GPU and CPU workers both consume, so it runs wherever
+    a worker is free and trains on the GPU when it lands on one; ``cuda`` waits on ``gpu`` (GPU workers
+    only); ``cpu`` on ``cpu`` (CPU workers only)."""
     if record is None:
-        return "cpu"
-    if getattr(record, "queue", None) in QUEUES:
-        return record.queue
+        return queue_for(None)
+    spec = getattr(record, "spec", record)
     try:
-        device = record.spec.get("device", "auto")
-    except (ValueError, AttributeError):  # a malformed stored spec: go by where it ran
-        device = "auto"
-    if device == "cpu":
-        return "cpu"
-    return "gpu" if device == "cuda" or (record.device or "").startswith("cuda") else "cpu"
+        device = spec.get("device") if isinstance(spec, dict) else getattr(spec, "device", None)
+    except (ValueError, AttributeError):  # a malformed stored spec
+        device = None
+    return queue_for(device)
 
 
 def publish_runs(records, celery: Celery | None = None) -> list[int]:
     """Publish each run's id to :func:`route`'s queue. Returns the ids published."""
     return _publish_routed(TASK_TRAIN, [(r.id, r) for r in records], celery)
+
+
+def publish_specs(ids_and_specs, celery: Celery | None = None) -> list[int]:
+    """Publish new runs' ids, each to its spec's queue: ``[(run_id, RunSpec), ...]``."""
+    return _publish_routed(TASK_TRAIN, list(ids_and_specs), celery)
 
 
 def publish_jobs(jobs_and_runs, celery: Celery | None = None) -> list[int]:

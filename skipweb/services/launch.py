@@ -55,7 +55,6 @@ def submit(
     owner: str | None = None,
     tags: Sequence[str] = (),
     force: bool = False,
-    queue: str = "cpu",
     db=None,
     celery=None,
     landscape: Mapping[str, Any] | None = None,
@@ -85,7 +84,7 @@ def submit(
         if not todo:
             return SubmitResult(None, [], skipped)
         exp_id = experiments.create_experiment(session, title, description, owner=owner, tags=list(tags))
-        ids = runs.add_runs(session, exp_id, [row(s) for s in todo], queue=queue)
+        ids = runs.add_runs(session, exp_id, [row(s) for s in todo])
         jobs = []
         if landscape is not None:
             try:
@@ -95,7 +94,7 @@ def submit(
     # committed: a worker may now see the rows, so the ids can go out
     warning = None
     try:
-        broker.enqueue(ids, queue=queue, celery=celery)
+        broker.publish_specs(list(zip(ids, todo, strict=True)), celery)
     except Exception as exc:  # the broker is down: rows stay queued; the workers' sweep republishes them
         log.warning("could not publish run ids: %s", exc)
         warning = (

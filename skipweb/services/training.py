@@ -23,6 +23,10 @@ from skipweb.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+# Set by a GPU worker started on a machine without CUDA (`skipweb worker --gpus 0` on CI): it subscribes
+# exactly as a GPU machine's worker does, and the runs that ask for cuda train on the CPU instead.
+CPU_STANDS_IN_FOR_CUDA = False
+
 
 def execute(run_id: int, settings: Settings | None = None, extra_sinks=(), owner: str | None = None) -> str:
     """Train one run if this process can claim it. Returns what happened (for logs and tests)."""
@@ -78,6 +82,7 @@ def execute_run(
 
         trainer = Trainer(
             spec,
+            device="cpu" if CPU_STANDS_IN_FOR_CUDA and spec.device == "cuda" else None,
             data_dir=settings.datasets_dir,
             checkpoint_dir=Path(record.checkpoint_path),
             sinks=[DbSink(run_id, db=engine, owner=owner, retry_s=settings.db_retry_seconds), Stop(), *extra_sinks],

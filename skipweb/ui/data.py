@@ -84,6 +84,14 @@ def runs(url: str, experiment_id=None, status=None, family=None, tag=None, run_i
 
 
 @read
+def workers_now(url: str) -> list:
+    """Connected workers (skipweb.services.presence), for where runs will go."""
+    from skipweb.services import presence
+
+    return presence.connected(_engine(url))
+
+
+@read
 def run_counts(url: str, experiment_id=None, status=None, family=None, tag=None) -> dict[str, int]:
     """status → number of runs matching the filters, counted in SQL."""
     return run_queries.count_runs(

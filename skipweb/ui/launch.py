@@ -16,6 +16,7 @@ from skipweb.data import get_dataset_info, list_datasets
 from skipweb.grid import estimate, plan, split_list
 from skipweb.models import get_info, list_models
 from skipweb.recipes import recipe_for
+from skipweb.services import presence
 from skipweb.services.launch import submit
 from skipweb.spec import RunSpec, SpecError
 from skipweb.stories import STORIES
@@ -37,7 +38,7 @@ BASE_DEFAULTS = {
     **{k: v for k, v in recipe_for("digits").fields().items() if k in FORM_FIELDS},
     "seeds": "0",  # story presets fill 0,1,2
     "probe_every": 10,
-    "queue": "cpu",
+    "device": "auto",
     "landscape": False,
     "landscape_grid": facts.LANDSCAPE_GRID,
     "title": "",
@@ -239,7 +240,8 @@ def page() -> None:
         st.caption(f"Default recipe for {dataset}: {recipe.describe()}{note}")
         if differs:
             st.button("Use the dataset's recipe", key=K + "recipe_reset", on_click=apply_recipe)
-    queue = c1.radio("Device queue", ["cpu", "gpu"], key=K + "queue", horizontal=True)
+    device = c1.radio("Device", DEVICES, key=K + "device", horizontal=True, format_func=DEVICES.get,
+                      help=RunSpec.model_fields["device"].description)  # fmt: skip
     landscape = c2.checkbox(
         "Loss landscape after training", key=K + "landscape", help="a worker computes it when a run succeeds"
     )
@@ -269,7 +271,7 @@ def page() -> None:
         "schedule": schedule,
         "warmup_epochs": float(warmup),
         "probe_every": int(probe_every),
-        "device": "cpu" if queue == "cpu" else "auto",
+        "device": device,
     }
     try:
         if not dataset:
@@ -303,6 +305,7 @@ def page() -> None:
     else:
         guess = "no estimate yet: no similar run (family, depth, dataset, batch) has finished"
     st.write(f"**{len(specs)} runs** ({len(done)} already succeeded) · {guess}")
+    where(device)
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     force = st.checkbox("Run configurations that already succeeded again", key=K + "force", disabled=not done)
     queued = len(specs) if force else len(specs) - len(done)
@@ -320,19 +323,27 @@ def page() -> None:
             description=description,
             tags=tags,
             force=force,
-            queue=queue,
             landscape=surface,
             story=st.session_state.get(K + "story"),
         )
+
+
+DEVICES = {"auto": "auto (a GPU when its worker has one)", "cpu": "cpu", "cuda": "cuda (waits for a GPU worker)"}
+
+
+def where(device: str) -> None:
+    """Which workers are connected now, and where runs asking for ``device`` will go."""
+    now = data.workers_now(data.db_url())
+    takes, sentence = presence.placement(device, now)
+    text = f"{presence.summary(now).capitalize()}. This grid {sentence}."
+    (st.caption if takes else st.warning)(text)
 
 
 def succeeded(hashes: tuple[str, ...]) -> dict[str, int]:
     return data.succeeded(data.db_url(), hashes)
 
 
-def do_submit(
-    specs, *, title: str, description: str = "", tags=(), force=False, queue="cpu", landscape=None, story=None
-) -> None:
+def do_submit(specs, *, title: str, description: str = "", tags=(), force=False, landscape=None, story=None) -> None:
     if not can_write():
         st.error("sign in to launch runs")
         return
@@ -344,7 +355,6 @@ def do_submit(
             owner=current_user(),
             tags=tags,
             force=force,
-            queue=queue,
             db=data.engine(),
             celery=data.celery_app(),
             landscape=landscape,
@@ -391,13 +401,14 @@ def show_launched() -> None:
 
 
 def demo_box(writable: bool) -> None:
-    specs = DEMO.preset.specs(device="cpu")
+    specs = DEMO.preset.specs()  # device auto: on a GPU worker when one is connected, else on a CPU one
     with st.container(border=True):
         st.markdown(
             f"**The database is empty.** Start with the demo: **{DEMO.title}**. {DEMO.summary} "
             f"{len(specs)} runs on the bundled digits (seeds {', '.join(map(str, DEMO.preset.seeds))}; about two "
             "minutes on a 2-core CPU). When they finish, the story view tells what they found."
         )
+        where("auto")
         if st.button("Run the demo", type="primary", disabled=not writable, key="demo_go"):
             do_submit(specs, title=DEMO.title, description="the one-click demo", tags=[DEMO.tag, "demo"],
                       story=DEMO.key)  # fmt: skip

@@ -15,6 +15,7 @@ from db.errors import RunNotFound, RunStateError
 from db.records import RUN_STATUSES
 from skipweb.facts import ACTIVE_STATUSES, ERROR_KEYS
 from skipweb.models import list_models
+from skipweb.services import presence
 from skipweb.ui import data
 from skipweb.ui.common import (
     can_write,
@@ -38,6 +39,14 @@ def _naive(t: datetime | None) -> datetime | None:
     return None if t is None else (t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t)
 
 
+def waiting_reason(r, connected_now) -> str | None:
+    try:
+        device = r.spec.get("device")
+    except ValueError:  # a malformed stored spec
+        device = None
+    return presence.waiting_reason(device, connected_now)
+
+
 def latest_error(latest: dict[str, float]) -> float | None:
     """The run's newest test error: the first error-like key it logged."""
     for key in ERROR_KEYS:
@@ -47,8 +56,9 @@ def latest_error(latest: dict[str, float]) -> float | None:
     return None
 
 
-def run_rows(runs) -> pd.DataFrame:
-    """One row per run: status, progress, epoch, latest test error, worker, device, elapsed and ETA."""
+def run_rows(runs, connected_now=()) -> pd.DataFrame:
+    """One row per run: status, progress, epoch, latest test error, worker, device, elapsed and ETA; a queued
+    run that no connected worker takes says what it waits for (``connected_now``: services.presence)."""
     now = _now()
     rows = []
     for r in runs:
@@ -75,7 +85,7 @@ def run_rows(runs) -> pd.DataFrame:
                 "device": r.device or "",
                 "elapsed": fmt_seconds(elapsed),
                 "ETA": fmt_seconds(eta),
-                "reason": r.reason or "",
+                "reason": r.reason or (waiting_reason(r, connected_now) if r.status == "queued" else "") or "",
                 "detail": f"./run?run={r.id}",
             }
         )
@@ -235,7 +245,7 @@ def live_table(exp_id, family, status, tag, run_every) -> None:
             + " · ".join(f"{n:,} {s}" for s, n in sorted(now.items(), key=lambda kv: -kv[1]))
             + (" · refreshing every 2 s" if run_every else "")
         )
-        st.dataframe(run_rows(runs), hide_index=True, column_config=COLUMNS)
+        st.dataframe(run_rows(runs, data.workers_now(data.db_url())), hide_index=True, column_config=COLUMNS)
         if (
             run_every
             and not any(r.status in ACTIVE for r in runs)

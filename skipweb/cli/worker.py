@@ -1,0 +1,178 @@
+"""`skipweb worker`: Celery worker processes. On a GPU machine, several per GPU (each pinned to its GPU with
+its share of the cores) consuming ``gpu`` and ``any``; on a machine without one, a CPU worker consuming
+``cpu`` and ``any`` (skipweb.facts: the routing rule). ``--gpus 0`` on a machine without CUDA subscribes
+exactly as a GPU machine's worker does and trains on the CPU: routing is tested that way on CI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from skipweb.errors import UserError
+
+
+def worker(
+    gpus: Annotated[str | None, typer.Option(help="GPU indices to use, e.g. 0,1 (default: every GPU this machine "
+                                             "has; none: a CPU worker)")] = None,
+    per_gpu: Annotated[int | None, typer.Option("--per-gpu", min=1, max=64, help="runs at once on each GPU, one "
+                                                "process each (default: from the GPU's memory and the cores per "
+                                                "GPU, see `default_per_gpu`)")] = None,
+    cpu: Annotated[bool, typer.Option("--cpu", help="a CPU worker, even on a machine with GPUs")] = False,
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads of each worker process (default: "
+                                                "the machine's cores shared out among them)")] = None,
+) -> None:
+    """Start Celery workers: N per GPU (GPU runs and device-auto runs), or one CPU worker (CPU and auto runs)."""
+    from skipweb.cli.runs import open_db
+
+    indices = [] if cpu else parse_gpus(gpus)
+    open_db(create=True)
+    if indices:
+        per = per_gpu or default_per_gpu(len(indices))
+        slots = [(g, k) for g in indices for k in range(per)]
+        if len(slots) > 1:  # one child process per slot, each pinned to its GPU
+            share = str(threads or share_of_cores(len(slots)))
+            supervise([[sys.executable, "-m", "skipweb", "worker", "--gpus", str(g), "--per-gpu", "1",
+                        "--threads", share, "--loglevel", loglevel] for g, _ in slots],
+                      f"{len(slots)} GPU worker processes ({per} per GPU on GPU {', '.join(map(str, indices))})")  # fmt: skip
+            return
+        os.environ["CUDA_VISIBLE_DEVICES"] = physical_gpu(indices[0])
+    start_celery(gpu=bool(indices), loglevel=loglevel, threads=threads or share_of_cores(1))
+
+
+def parse_gpus(gpus: str | None) -> list[int]:
+    """``--gpus``: a comma list of indices, ``none``, or (not given) every GPU torch sees here."""
+    if gpus is None:
+        import torch
+
+        return list(range(torch.cuda.device_count()))
+    if gpus.strip().lower() in ("", "none"):
+        return []
+    try:
+        indices = [int(g) for g in gpus.split(",")]
+    except ValueError:
+        raise UserError(f"--gpus {gpus!r}: give GPU indices as a comma list, e.g. 0 or 0,1, or none") from None
+    if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+        raise UserError(f"--gpus {gpus!r}: indices are distinct numbers from 0, e.g. 0,1")
+    return indices
+
+
+def physical_gpu(index: int) -> str:
+    """The CUDA_VISIBLE_DEVICES entry of GPU ``index`` as this process sees it (the parent's mask, if any)."""
+    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    return visible[index] if index < len(visible) else str(index)
+
+
+def default_per_gpu(gpus: int) -> int:
+    """Runs at once per GPU: one process per two cores of the GPU's share, at most one per 8 GiB of its
+    memory, at most 8. The small nets of the bundled sets use a GPU a few percent each; each process needs
+    about a core to launch its kernels (bench/gpu.py's packing rows, bench/RESULTS.md). On a machine
+    without CUDA (a stand-in GPU worker) one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 1
+    gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    return max(1, min(8, share_of_cores(gpus) // 2, int(gib // 8)))
+
+
+def share_of_cores(processes: int) -> int:
+    """CPU threads for one of ``processes`` worker processes on this machine: an equal share, at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, processes))
+
+
+def supervise(argvs: list[list[str]], what: str) -> None:
+    """Run the worker processes until SIGINT, SIGTERM or SIGHUP, which stop them all. A process that dies on
+    its own is started again after 5 s (its run, if any, is resumed by the lease sweep)."""
+    print(f"skipweb worker: {what}", file=sys.stderr, flush=True)
+    procs = [subprocess.Popen(a) for a in argvs]
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    try:
+        while not stopping:
+            for i, p in enumerate(procs):
+                if p.poll() is not None and not stopping:
+                    print(f"skipweb worker: process {p.pid} exited ({p.returncode}); starting it again in 5 s",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    time.sleep(5)
+                    procs[i] = subprocess.Popen(argvs[i])
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def start_celery(*, gpu: bool, loglevel: str, threads: int) -> None:
+    """This process becomes one Celery worker (solo pool: one run at a time)."""
+    import torch
+
+    from skipweb.facts import CPU_WORKER_QUEUES, GPU_WORKER_QUEUES
+    from skipweb.services import training
+
+    # More threads than cores among the processes on a machine slows every run many times over (oversubscribed
+    # OpenMP threads spin against each other), so a worker uses its share of the cores and no more.
+    torch.set_num_threads(threads)
+    if gpu and not torch.cuda.is_available():
+        training.CPU_STANDS_IN_FOR_CUDA = True
+        print("GPU worker on a machine without CUDA: it takes GPU runs and trains them on the CPU", file=sys.stderr)
+    warm_up(torch)
+    from skipweb.services.broker import app  # it loads the task bodies (workers.tasks) by name
+
+    quiet_root_warning()
+    app.conf.skipweb_gpu_worker = gpu  # workers.tasks announces the worker's kind (services.presence)
+    queues = ",".join(GPU_WORKER_QUEUES if gpu else CPU_WORKER_QUEUES)
+    name = f"skipweb-{'gpu' + os.environ.get('CUDA_VISIBLE_DEVICES', '') if gpu else 'cpu'}-{os.getpid()}@%h"
+    app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={queues}", f"--loglevel={loglevel}",
+                     f"--hostname={name}", "--without-gossip", "--without-mingle"])  # fmt: skip
+
+
+def warm_up(torch) -> None:
+    """Before the worker says it is connected: import the training code, and on a GPU create the CUDA context
+    and load the convolution and matrix libraries (a bf16 convolution, forward and backward). Otherwise the
+    first run of each worker process pays for them: seconds on a GPU, the first click's wait."""
+    import skipweb.trainer  # noqa: F401
+
+    if torch.cuda.is_available():
+        conv = torch.nn.Conv2d(3, 16, 3, padding=1).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            conv(torch.randn(8, 3, 32, 32, device="cuda")).float().sum().backward()
+        torch.cuda.synchronize()
+
+
+def quiet_root_warning() -> None:
+    """Celery prints a 6-line "absolutely not recommended" block when a worker runs as root (as in many
+    containers and on this project's CI machine). Say once, in one line, what the risk is and is not instead:
+    this app accepts JSON messages only (Celery refuses root outright when pickle is accepted), so a message on
+    the broker cannot run code; root still lets a compromised training job touch the whole machine."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    print("worker running as root: it accepts JSON messages only, so the broker cannot make it "
+          "run code, but prefer an unprivileged user (the Docker image runs as 'skipweb')", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
