@@ -324,6 +324,13 @@ def test_runs_are_paged_and_counted_in_sql(env, monkeypatch):
     assert "runs 11–12 of 12" in texts(at)
 
 
+def test_runs_out_of_range_experiment_is_one_line(trained_env):
+    at = page_test("runs", exp="99999999999999999999").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["?exp=99999999999999999999 is not a valid experiment id: ids run "
+                                          "from 1 to 2147483647"]
+
+
 def test_runs_experiment_title_is_text(trained_env):
     at = page_test("runs", exp="1").run()
     assert not at.exception
@@ -331,7 +338,11 @@ def test_runs_experiment_title_is_text(trained_env):
 
 
 # ---- run detail ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value,message", [("abc", "not a valid run id"), ("99999", "does not exist")])
+@pytest.mark.parametrize("value,message", [
+    ("abc", "not a valid run id"), ("99999", "does not exist"),
+    # past the 32-bit ids: OverflowError (SQLite) or integer out of range (PostgreSQL) showed a traceback
+    ("99999999999999999999", "ids run from 1 to 2147483647"), ("3000000000", "ids run from 1 to 2147483647"),
+])  # fmt: skip
 def test_run_detail_bad_param(trained_env, value, message):
     at = page_test("run_detail", run=value).run()
     assert not at.exception

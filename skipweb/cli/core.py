@@ -101,7 +101,11 @@ def train(
         if ctx.info_name != "submit":
             raise UserError("--preset submits a story's runs; use `skipweb submit --preset KEY`")
         story = _story(preset)
-        specs = story.preset.specs(None if seed is None else split_list(seed, int))
+        training = _preset_options(ctx, dict(
+            epochs=epochs, subset=subset, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            schedule=schedule, warmup_epochs=warmup, probe_every=probe_every, amp=amp, channels_last=channels_last,
+            compile=compile_))  # fmt: skip
+        specs = story.preset.specs(None if seed is None else split_list(seed, int), **training)
         tags_all = [story.tag, *(t for t in tag_list if t != story.tag)]
         surface = {"grid": story.preset.landscape_grid} if story.preset.landscape else None
         _submit(specs, title=title or story.title, tags=tags_all, force=force, queue=queue, as_json=as_json,
@@ -128,6 +132,30 @@ def train(
         if len(specs) != 1:
             raise typer.BadParameter("train runs one configuration; use `skipweb submit` for a grid")
         _train(specs[0], title=title, tags=tag_list, as_json=as_json)
+
+
+# ---- submit --preset: which of train's options a story's preset takes ----------------------------------------
+# A preset fixes its grid (families, depths, dataset, model options); the training recipe and set-up are
+# overrides of its base. The grid's options are refused by name rather than dropped.
+PRESET_FIXES = {"family": "the family argument", "depth": "--depth", "dataset": "--dataset", "shortcut": "--shortcut",
+                "block": "--block", "growth": "--growth", "bc": "--bc", "skip": "--skip", "no_skip": "--no-skip",
+                "norm": "--norm", "act": "--act", "init": "--init", "width": "--width", "up": "--up",
+                "zero_init_residual": "--zero-init-residual"}  # fmt: skip
+PRESET_PARAMS = {"warmup_epochs": "warmup", "compile": "compile_"}  # RunSpec field → train()'s parameter name
+
+
+def _preset_options(ctx: typer.Context, training: dict) -> dict:
+    """The RunSpec fields the command line set for a preset's runs (``training``: field → value); refuses,
+    in one line, the options that would change the preset's grid."""
+    def given(param: str) -> bool:  # typed on the command line (by name: Typer may vendor its own click)
+        source = ctx.get_parameter_source(param)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    fixed = [flag for param, flag in PRESET_FIXES.items() if given(param)]
+    if fixed:
+        raise UserError(f"--preset sets its own families, depths, dataset and model options; drop {', '.join(fixed)} "
+                        "(or submit the grid yourself: `skipweb submit FAMILY --depth ...`)")
+    return {name: v for name, v in training.items() if given(PRESET_PARAMS.get(name, name))}
 
 
 def _story(key: str):

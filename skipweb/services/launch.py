@@ -27,6 +27,7 @@ from skipweb.spec import RunSpec, SpecError
 
 log = logging.getLogger(__name__)
 TEXT_LIMIT = 200  # experiments.title and owner: String(200) (PostgreSQL refuses more; SQLite would keep it)
+TAG_LIMIT, TAGS_MAX = 64, 20  # a tag is a label to filter by, not a note: the description holds prose
 
 
 @dataclass
@@ -68,9 +69,7 @@ def submit(
 
     if not specs:
         raise SpecError("nothing to submit")
-    for name, text in (("title", title), ("owner", owner or "")):
-        if len(text) > TEXT_LIMIT:
-            raise SpecError(f"the {name} is {len(text)} characters long; at most {TEXT_LIMIT}")
+    check_text(title, owner, tags)
     if len({s.config_hash() for s in specs}) < len(specs):
         raise SpecError("the grid repeats a configuration; make each family/depth/seed combination unique")
     _check_data(specs)
@@ -104,6 +103,19 @@ def submit(
     return SubmitResult(exp_id, ids, skipped, warning, jobs)
 
 
+def check_text(title: str, owner: str | None, tags: Sequence[str]) -> None:
+    """What an experiment row can hold: a title and owner of at most TEXT_LIMIT characters, and at most
+    TAGS_MAX tags of at most TAG_LIMIT characters each, one line each. SpecError (one line) otherwise."""
+    for name, text in (("title", title), ("owner", owner or "")):
+        if len(text) > TEXT_LIMIT:
+            raise SpecError(f"the {name} is {len(text)} characters long; at most {TEXT_LIMIT}")
+    if len(tags) > TAGS_MAX:
+        raise SpecError(f"{len(tags)} tags; at most {TAGS_MAX}")
+    for tag in tags:
+        if len(tag) > TAG_LIMIT:
+            raise SpecError(f"the tag {tag[:20]!r}… is {len(tag)} characters long; at most {TAG_LIMIT}")
+        if any(ord(c) < 32 for c in tag):
+            raise SpecError(f"the tag {tag!r} contains a control character (a newline?); tags are one line each")
 
 
 def _check_data(specs: Sequence[RunSpec]) -> None:
@@ -125,6 +137,7 @@ def record_local(spec: RunSpec, *, title: str, tags: Sequence[str], owner: str |
     from db import experiments, runs
     from db.session import session_scope
 
+    check_text(title, owner, tags)
     with session_scope(db) as session:
         exp = experiments.create_experiment(session, title, owner=owner, tags=list(tags))
         (run_id,) = runs.add_runs(session, exp, [row(spec)])

@@ -19,6 +19,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
+from skipweb.facts import MAX_ID
 from skipweb.passwords import check_password
 from skipweb.settings import get_settings
 
@@ -61,8 +62,8 @@ def int_param(name: str, *, what: str = "id") -> int | None:
     except (TypeError, ValueError):
         st.error(f"?{name}={raw!r} is not a valid {what}: it must be a whole number, e.g. ?{name}=12")
         return None
-    if value < 0:
-        st.error(f"?{name}={value} is not a valid {what}: it must not be negative")
+    if not 1 <= value <= MAX_ID:  # a larger id cannot exist, and would overflow the database's integer
+        st.error(f"?{name}={value} is not a valid {what}: ids run from 1 to {MAX_ID}")
         return None
     return value
 
