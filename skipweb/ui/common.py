@@ -91,6 +91,21 @@ def auth_mode() -> str:
     return "open"
 
 
+EVERY_INTERFACE = "every interface"  # Streamlit's server.address unset: it binds 0.0.0.0 and ::
+
+
+def closed_door() -> str | None:
+    """Why this server must not show the dashboard (one line), or None. ``skipweb up`` refuses an open door
+    before it starts; this is the same rule for ``streamlit run app.py --server.address 0.0.0.0`` (or no
+    address at all, which binds every interface): no loopback address and no sign-in configured."""
+    from skipweb.passwords import open_door
+
+    host = st.get_option("server.address") or EVERY_INTERFACE
+    s = get_settings()
+    why = None if oidc_configured() else open_door(host, s.auth_file, None, s.allow_anonymous)
+    return None if why is None else f"{why}; or serve it on this machine only: --server.address 127.0.0.1"
+
+
 def current_user() -> str | None:
     """The signed-in user's name, or None (always None in open mode)."""
     mode = auth_mode()
