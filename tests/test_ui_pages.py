@@ -165,55 +165,15 @@ def trained_env(trained, monkeypatch: pytest.MonkeyPatch):
 
 # ---- router ----------------------------------------------------------------------------------------
 @pytest.fixture
-def address():
-    """Set Streamlit's server.address as `streamlit run --server.address A` would; the app reads it."""
+def loopback():
+    """Streamlit's server.address as `skipweb up` sets it by default; app.py refuses others without sign-in
+    (tests/test_door.py)."""
     from streamlit import config
 
     old = config.get_option("server.address")
-    yield lambda value: config.set_option("server.address", value)
+    config.set_option("server.address", "127.0.0.1")
+    yield
     config.set_option("server.address", old)
-
-
-@pytest.fixture
-def loopback(address):
-    address("127.0.0.1")  # as `skipweb up` serves it by default
-
-
-@pytest.mark.parametrize("bind", ["0.0.0.0", "192.168.1.5", None])  # None: unset, every interface
-def test_app_refuses_the_network_without_sign_in(env, address, bind):
-    """Issue 22 item 10: the sign-in check lived only in `skipweb up`; `streamlit run app.py --server.address
-    0.0.0.0` served an open dashboard. The app shows one line and nothing else (no page, no sidebar)."""
-    address(bind)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    assert not at.exception
-    where = bind or "every interface"
-    assert [e.value for e in at.error] == [
-        f"refusing to serve the dashboard on {where} with no sign-in: create users with `skipweb passwd USER` "
-        "and set SKIPWEB_AUTH_FILE, or configure OIDC in .streamlit/secrets.toml, or set SKIPWEB_ALLOW_ANONYMOUS=1 "
-        "to serve it open; or serve it on this machine only: --server.address 127.0.0.1"]
-    assert not at.button and not at.sidebar.children and not at.title
-
-
-@pytest.mark.parametrize("door", ["auth_file", "anonymous", "oidc"])
-def test_app_serves_the_network_with_sign_in(env, address, monkeypatch, tmp_path, door):
-    from skipweb.passwords import set_password
-    from skipweb.settings import get_settings
-
-    address("0.0.0.0")
-    if door == "auth_file":
-        set_password(tmp_path / "users.txt", "alice", "pw")
-        monkeypatch.setenv("SKIPWEB_AUTH_FILE", str(tmp_path / "users.txt"))
-    elif door == "anonymous":
-        monkeypatch.setenv("SKIPWEB_ALLOW_ANONYMOUS", "1")
-    else:
-        (tmp_path / ".streamlit").mkdir()
-        (tmp_path / ".streamlit" / "secrets.toml").write_text(
-            '[auth]\nredirect_uri = "http://x/oauth2callback"\ncookie_secret = "s"\nclient_id = "c"\n'
-            'client_secret = "c"\nserver_metadata_url = "http://x/.well-known/openid-configuration"\n')
-    get_settings.cache_clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    assert not at.exception and not at.error
-    assert any(b.label == "Run the demo" for b in at.button)
 
 
 def test_app_routes_to_launch_on_empty_db(env, loopback):
