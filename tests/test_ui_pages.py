@@ -493,13 +493,48 @@ def test_launch_shows_and_skips_succeeded(trained_env):
     at.number_input(key="launch_batch_size").set_value(64).run()
     at.number_input(key="launch_lr").set_value(0.05).run()  # the recipe's lr scaled to batch 64, as the run had
     assert not at.exception
-    assert "(1 already succeeded)" in texts(at)
+    assert "(1 already succeeded, running or queued)" in texts(at)
     assert "of worker time, from similar finished runs" in texts(at)  # the trained run's seconds per step
     assert not [c for c in at.checkbox if c.key == "launch_sure"]  # one run: no confirmation
-    assert list(at.dataframe[0].value["already succeeded"]) == [f"run {trained_env['done']}"]
+    assert list(at.dataframe[0].value["already"]) == [f"run {trained_env['done']} (succeeded)"]
     at.button(key="launch_go").click().run()
-    assert any("already succeeded" in w.value for w in at.warning)
+    assert any("already succeeded, run or are queued" in w.value for w in at.warning)
     assert count_runs(trained_env["url"]) == before
+
+
+def test_launch_skips_queued_and_running_unless_forced(env):
+    """Issue 22 item 12: a grid launched twice queued every configuration twice; now the second launch
+    finds them queued (or running) and queues nothing, unless 'Run again' is ticked."""
+    from db.runs import claim
+    from skipweb.ui import data
+
+    def launch(force: bool = False):
+        at = page_test("launch").run()
+        at.button(key="preset_Degradation").click().run()
+        at.text_input(key="launch_seeds").input("0").run()
+        if force:
+            at.checkbox(key="launch_force").check().run()
+        if [c for c in at.checkbox if c.key == "launch_sure"]:
+            at.checkbox(key="launch_sure").check().run()
+        at.button(key="launch_go").click().run()
+        assert not at.exception
+        return at
+
+    launch()
+    first = count_runs(env)
+    assert first == 4
+    assert claim(env, 1, "w1")  # one of them running
+    data.clear()  # the page's reads are cached for seconds; a worker's claim is not a dashboard write
+    at = page_test("launch").run()
+    at.button(key="preset_Degradation").click().run()
+    at.text_input(key="launch_seeds").input("0").run()
+    assert sorted(at.dataframe[0].value["already"]) == ["run 1 (running)", "run 2 (queued)", "run 3 (queued)",
+                                                        "run 4 (queued)"]  # fmt: skip
+    at = launch()
+    assert any("already succeeded, run or are queued" in w.value for w in at.warning)
+    assert count_runs(env) == first
+    launch(force=True)
+    assert count_runs(env) == 2 * first
 
 
 # ---- issue 11, door 9: user text is text on every page -------------------------------------------------

@@ -89,7 +89,8 @@ def train(
     preset: Annotated[str | None, typer.Option(help="submit: a story's preset (see `skipweb story --help`)")] = None,
     title: Annotated[str | None, typer.Option(help="experiment title")] = None,
     tags: Annotated[str, typer.Option(help="comma-separated experiment tags")] = "",
-    force: Annotated[bool, typer.Option("--force", help="submit: rerun configurations that already succeeded")] = False,
+    force: Annotated[bool, typer.Option("--force", help="submit: run configurations that already succeeded, or "
+                                        "are queued or running, again")] = False,
     queue: Annotated[str, typer.Option(help="submit: cpu or gpu queue (default: gpu when --device cuda)")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
 ) -> None:
@@ -182,7 +183,8 @@ def _submit(specs, *, title, tags, force, queue, as_json, landscape=None) -> Non
         print(json.dumps(result.as_json()))
         return
     for item in result.skipped:
-        stdout.print(f"skipped {item['label']}: already succeeded as run {item['run_id']} (use --force to rerun)")
+        stdout.print(f"skipped {item['label']}: already {item['status']} as run {item['run_id']} "
+                     "(use --force to run it again)")
     if result.run_ids:
         stdout.print(f"experiment {result.experiment_id}: queued runs {', '.join(map(str, result.run_ids))}")
     if result.warning:

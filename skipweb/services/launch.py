@@ -4,7 +4,9 @@ The CLI (`skipweb submit`) and the dashboard's Launch page both call ``plan`` th
 1. ``plan`` expands families × depths × seeds into validated specs. Any invalid combination raises
    SpecError (one line) before anything is written — nothing is ever half-queued.
 2. ``submit`` writes the experiment and its runs in ONE transaction, commits, and only then publishes
-   the run ids. A configuration that already succeeded is skipped unless ``force``.
+   the run ids. A configuration that already succeeded, or is queued or running, is skipped unless
+   ``force``; concurrent submits check and insert one at a time (db.runs.lock_submissions), so the same
+   grid submitted four times at once is queued once.
 If the broker is unreachable the runs stay queued in the database and a worker's sweep publishes them
 later; ``SubmitResult.warning`` says so.
 
@@ -34,7 +36,8 @@ TAG_LIMIT, TAGS_MAX = 64, 20  # a tag is a label to filter by, not a note: the d
 class SubmitResult:
     experiment_id: int | None
     run_ids: list[int]
-    skipped: list[dict] = field(default_factory=list)  # {"label", "config_hash", "run_id"} already succeeded
+    # {"label", "config_hash", "run_id", "status"} of each configuration that succeeded, runs or is queued already
+    skipped: list[dict] = field(default_factory=list)
     warning: str | None = None
     landscape_job_ids: list[int] = field(default_factory=list)  # pending, one per run
 
@@ -74,12 +77,13 @@ def submit(
         raise SpecError("the grid repeats a configuration; make each family/depth/seed combination unique")
     _check_data(specs)
     with session_scope(db) as session:
-        done = {} if force else runs.succeeded_hashes(session, [s.config_hash() for s in specs])
+        runs.lock_submissions(session)  # concurrent submits of one grid: check and insert one at a time
+        done = {} if force else runs.duplicate_runs(session, [s.config_hash() for s in specs])
         todo = [s for s in specs if s.config_hash() not in done]
         skipped = [
-            {"label": s.label, "config_hash": s.config_hash(), "run_id": done[s.config_hash()]}
+            {"label": s.label, "config_hash": s.config_hash(), "run_id": done[h][0], "status": done[h][1]}
             for s in specs
-            if s.config_hash() in done
+            if (h := s.config_hash()) in done
         ]
         if not todo:
             return SubmitResult(None, [], skipped)
