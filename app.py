@@ -1,4 +1,5 @@
-"""skipweb's dashboard: the router only. Pages live in skipweb/ui/. Run: streamlit run app.py"""
+"""skipweb's dashboard: the router only. Pages live in skipweb/ui/. Run: skipweb up (or streamlit run app.py
+--server.address 127.0.0.1; any other address needs sign-in, see the README's team section)."""
 
 import importlib
 
@@ -6,7 +7,7 @@ import streamlit as st
 
 from db import SchemaError
 from db.migrate import check
-from skipweb.ui.common import PAGES, sidebar_auth
+from skipweb.ui.common import PAGES, closed_door, sidebar_auth
 from skipweb.ui.data import engine
 
 
@@ -24,6 +25,9 @@ def home() -> None:
 
 
 st.set_page_config(layout="wide", page_title="skipweb")
+if why := closed_door():  # served to the network with no sign-in: show nothing else
+    st.error(why)
+    st.stop()
 try:
     check(engine())
 except SchemaError as e:

@@ -91,9 +91,10 @@ def create_jobs(
     range_ = facts.LANDSCAPE_RANGE if range_ is None else float(range_)
     subset = facts.LANDSCAPE_SUBSET if subset is None else (int(subset) or None)
     seed = facts.LANDSCAPE_SEED if seed is None else int(seed)
-    if grid < 1 or not 0 < range_ <= facts.LANDSCAPE_RANGE_MAX or seed < 0 or (subset or 0) < 0:  # not 0 < nan: refused too
+    lo, hi = facts.LANDSCAPE_GRID_MIN, facts.LANDSCAPE_GRID_MAX
+    if not lo <= grid <= hi or not 0 < range_ <= facts.LANDSCAPE_RANGE_MAX or seed < 0 or (subset or 0) < 0:  # not 0 < nan: refused too
         raise ValueError(
-            f"bad landscape job: grid {grid} (≥ 1), range {range_} (> 0, ≤ 1000), seed {seed}, subset {subset} (≥ 0)"
+            f"bad landscape job: grid {grid} ({lo} to {hi}), range {range_} (> 0, ≤ 1000), seed {seed}, subset {subset} (≥ 0)"
         )
     with scope(db) as s:
         rows = [

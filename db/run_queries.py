@@ -83,6 +83,26 @@ def succeeded_hashes(db: DbLike, hashes: Iterable[str]) -> dict[str, int]:
         return {h: run_id for h, run_id in s.execute(q)}
 
 
+DUPLICATE_STATUSES = ("succeeded", "running", "queued")  # a configuration in one of these need not run again
+
+
+def duplicate_runs(db: DbLike, hashes: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """config_hash → (id, status) of a run that succeeded with it, or else is running or queued with it, for
+    the given hashes: what a submit skips unless forced. Under db.runs.lock_submissions, it stays true
+    until the submitting transaction commits."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    found: dict[str, tuple[int, str]] = {}
+    with scope(db, read_only=True) as s:
+        q = select(SqlRun.config_hash, SqlRun.id, SqlRun.status).where(
+            SqlRun.status.in_(DUPLICATE_STATUSES), SqlRun.config_hash.in_(wanted)
+        )
+        for h, run_id, status in sorted(s.execute(q), key=lambda r: (DUPLICATE_STATUSES.index(r[2]), r[1])):
+            found.setdefault(h, (run_id, status))
+    return found
+
+
 def load_latest(s: Session, run_ids: list[int]) -> dict[int, dict[str, float]]:
     """run id → {key: value at its newest step} inside an open session (NaN where NaN was logged)."""
     out: dict[int, dict[str, float]] = {}

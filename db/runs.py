@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
 
 from db.errors import RunNotFound, RunStateError
 from db.lease import Lease
@@ -22,6 +23,7 @@ from db.records import FINAL_STATUSES
 # Reads live in db.run_queries; re-exported so callers find the whole run API here.
 from db.run_queries import (  # noqa: F401
     count_runs,
+    duplicate_runs,
     get_run,
     list_runs,
     queued_ids,
@@ -59,6 +61,19 @@ def add_runs(
             # resume another run's checkpoint that happens to share its id and configuration
             row.checkpoint_path = str(ckpt / f"run-{row.id}-{secrets.token_hex(4)}")
         return [row.id for row in rows]
+
+
+SUBMIT_LOCK = 0x736B6970  # "skip": PostgreSQL's advisory lock key of the submit transaction
+
+
+def lock_submissions(s: Session) -> None:
+    """Make this transaction the only one checking for and adding new submissions until it ends, so two
+    submits of one grid at once cannot both find it absent (duplicate_runs) and both queue it. PostgreSQL:
+    a transaction-scoped advisory lock (READ COMMITTED: the check after it sees every earlier commit).
+    SQLite: nothing to do, a write transaction already holds the database's write lock from BEGIN
+    IMMEDIATE (db.session). Call it first in a write transaction."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SUBMIT_LOCK})
 
 
 LEASE = Lease(SqlRun, FINAL_STATUSES)

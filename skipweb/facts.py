@@ -15,6 +15,9 @@ ACTIVE_STATUSES = ("queued", "running")
 RETRYABLE_STATUSES = ("failed", "cancelled", "diverged")
 LANDSCAPE_JOB_STATUSES = ("pending", "queued", "running", "succeeded", "failed")
 
+# ---- ids ----------------------------------------------------------------------------------------------------
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; SQLite (64-bit) is held to the same range
+
 
 # ---- metric keys (what the trainer writes; everything that reads metrics names them from here) -----------
 class Metric:
@@ -69,3 +72,5 @@ LANDSCAPE_RANGE = 1.0
 LANDSCAPE_SUBSET = 512
 LANDSCAPE_SEED = 0
 LANDSCAPE_RANGE_MAX = 1000.0
+LANDSCAPE_GRID_MIN = 3  # a 1×1 or 2×2 "surface" has no centre to compare against
+LANDSCAPE_GRID_MAX = 201

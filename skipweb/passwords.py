@@ -65,20 +65,23 @@ def loopback(host: str) -> bool:
         return False
 
 
-def oidc_in(secrets: Path) -> bool:
+def oidc_in(secrets: Path | None) -> bool:
     """True when a Streamlit secrets file has an [auth] section (its built-in OIDC sign-in)."""
     import tomllib
 
+    if secrets is None:
+        return False
     try:
         return bool(tomllib.loads(Path(secrets).read_text()).get("auth"))
     except (OSError, ValueError):
         return False
 
 
-def open_door(host: str, auth_file: Path | None, secrets: Path, allow_anonymous: bool) -> str | None:
+def open_door(host: str, auth_file: Path | None, secrets: Path | None, allow_anonymous: bool) -> str | None:
     """Why serving the dashboard on ``host`` would open it to the network with no sign-in (one line), or
-    None when it may serve: a loopback address, a password file that exists, OIDC, or an explicit
-    SKIPWEB_ALLOW_ANONYMOUS=1."""
+    None when it may serve: a loopback address, a password file that exists, OIDC (an [auth] section in
+    the ``secrets`` file; None: not configured), or an explicit SKIPWEB_ALLOW_ANONYMOUS=1. Checked by
+    ``skipweb up`` before it starts Streamlit, and by app.py itself on every page (skipweb.ui.common)."""
     if loopback(host) or allow_anonymous or oidc_in(secrets):
         return None
     if auth_file is not None and Path(auth_file).is_file():

@@ -73,6 +73,19 @@ def test_train_json_on_digits(tmp_path):
     (["submit", "resnet", "--depth", "20", "--title", "x" * 201], "at most 200"),
     (["submit", "resnet", "--depth", "20", "--warmup", "inf"], "--warmup"),
     (["landscape", "1", "--range", "inf"], "less than or equal to 1000"),
+    (["story", "degradation", "--exp", "99999999999999999999"], "less than or equal to 2147483647"),
+    (["story", "degradation", "--exp", "3000000000"], "less than or equal to 2147483647"),
+    (["landscape", "1", "--grid", "1"], "greater than or equal to 3"),
+    (["landscape", "1", "--subset", "0"], "--subset '0' is not a number of samples: give one from 1 up, or all"),
+    (["landscape", "1", "--seed", "3000000000"], "less than or equal to 2147483647"),
+    # experiment text: titles, and now tags, are bounded (tags one line each)
+    (["submit", "mlp", "--depth", "4", "--tags", "t" * 65], "65 characters long; at most 64"),
+    (["submit", "mlp", "--depth", "4", "--tags", ",".join(f"t{i}" for i in range(21))], "21 tags; at most 20"),
+    (["train", "mlp", "--depth", "3", "--tags", "t" * 65], "at most 64"),
+    # a preset fixes its grid: what would change it is refused by name, never dropped
+    (["submit", "--preset", "degradation", "--depth", "20", "--norm", "none"], "drop --depth, --norm"),
+    (["submit", "resnet", "--preset", "degradation"], "drop the family argument"),
+    (["submit", "--preset", "degradation", "--dataset", "cifar10"], "drop --dataset"),
     # what can never run is refused at submit time, before anything is written
     (["submit", "mlp", "--depth", "4", "--subset", "100000"], "subset=100000 is not possible: digits has"),
     (["submit", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits"),
@@ -164,11 +177,12 @@ def test_export_never_overwrites_without_force_and_os_errors_are_one_line(tmp_pa
     kept.write_text("precious")
     kept.chmod(0o444)  # as root, a read-only file was overwritten before
     for args, fragment in [(["-o", str(kept)], "exists; use --force"), (["-o", str(tmp_path)], "not a file"),
-                           (["-o", ""], "not a file"), (["-o", "/proc/nope/m.csv"], "cannot write /proc/nope")]:
+                           (["-o", ""], "not a file"), (["-o", "/proc/nope/m.csv"], "cannot write /proc/nope"),
+                           (["-o", str(tmp_path / "m\nx.csv")], "contains a control character")]:
         res = sw("export", exp, *args, tmp_path=tmp_path)
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert fragment in res.stderr and "Traceback" not in res.stderr
-    assert kept.read_text() == "precious"
+    assert kept.read_text() == "precious" and not (tmp_path / "m\nx.csv").exists()
     res = sw("export", exp, "-o", str(kept), "--force", tmp_path=tmp_path)
     assert res.returncode == 0 and kept.read_text().startswith("run_id")
 
@@ -193,3 +207,60 @@ def test_status_lists_a_screenful_and_says_how_many(tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"the newest {STATUS_ROWS} of {STATUS_ROWS + 7} runs" in out.stdout
     assert len(json.loads(sw("status", "--json", tmp_path=tmp_path).stdout)) == STATUS_ROWS
+
+
+def test_story_exp_out_of_range_on_postgresql(pg_module_url, tmp_path):
+    """PostgreSQL's ids are 32-bit: an id past them is refused in one line before any query (it raised
+    NumericValueOutOfRange there, OverflowError on SQLite)."""
+    env = {**os.environ, "SKIPWEB_DATA_DIR": str(tmp_path), "SKIPWEB_DATABASE_URL": pg_module_url}
+    for exp in ("3000000000", "99999999999999999999"):
+        out = subprocess.run([sys.executable, "-m", "skipweb", "story", "degradation", "--exp", exp], env=env,
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert "less than or equal to 2147483647" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "skipweb", "story", "degradation", "--exp", "2147483647"], env=env,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip() == "error: no experiment 2147483647; see `skipweb status` " \
+        "for experiment ids", out.stderr
+
+
+def test_submit_preset_applies_the_training_options(tmp_path):
+    """--epochs, --subset and the other training options reach every run of a preset (they were dropped)."""
+    from db.run_queries import list_runs
+
+    out = sw("submit", "--preset", "degradation", "--seeds", "0", "--epochs", "2", "--subset", "100",
+             "--lr", "0.01", "--probe-every", "7", "--json", tmp_path=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    ids = json.loads(out.stdout)["run_ids"]
+    records = list_runs(f"sqlite:///{tmp_path / 'sw' / 'skipweb.db'}", limit=None)
+    assert sorted(r.id for r in records) == sorted(ids) and len(ids) == 4
+    for r in records:
+        assert (r.spec["epochs"], r.spec["subset"], r.spec["lr"], r.spec["probe_every"]) == (2, 100, 0.01, 7)
+        assert r.spec["batch_size"] == 32  # not given: the preset's recipe
+
+
+@pytest.mark.parametrize("gpus, queues, count, fragment", [
+    ("abc", None, None, "--gpus 'abc': give distinct GPU indices as a comma list, e.g. 0 or 0,1"),
+    ("0,0", None, None, "distinct GPU indices"),
+    ("", None, None, "distinct GPU indices"),
+    ("2", None, 2, "there is no GPU 2; this machine's GPUs are 0 to 1"),
+    ("0", None, 0, "this machine has no GPU"),
+    (None, "tpu", None, "--queues 'tpu': unknown queue 'tpu'; choose from gpu, cpu"),
+    (None, "cpu,cpu", None, "a queue named twice"),
+    (None, "", None, "unknown queue ''"),
+])  # fmt: skip
+def test_worker_options_are_checked(gpus, queues, count, fragment):
+    """`skipweb worker --queues tpu` or `--gpus abc` started a worker that consumed nothing."""
+    from skipweb.cli.options import check_worker_options
+    from skipweb.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        check_worker_options(gpus, queues, gpu_count=count)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_worker_options_parsed():
+    from skipweb.cli.options import check_worker_options
+
+    assert check_worker_options(None, None) == (None, None)
+    assert check_worker_options("0, 1", "gpu,cpu", gpu_count=2) == ([0, 1], ["gpu", "cpu"])

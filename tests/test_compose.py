@@ -67,6 +67,81 @@ def test_health_checks(compose, service):
     assert check and check.get("test"), f"{service} has no health check"
 
 
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable interpolation (compose-spec "Interpolation"): ``$$``, ``${VAR}``, ``${VAR:-default}``,
+    ``${VAR-default}``, ``${VAR:?error}``, ``${VAR?error}``, nested in defaults. An error raises
+    ValueError("required variable VAR is missing a value: error"), as `docker compose` stops."""
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("${", i):
+            depth, j = 1, i + 2  # find the matching brace: defaults may nest ${...}
+            while depth:
+                if text.startswith("${", j):
+                    depth, j = depth + 1, j + 2
+                    continue
+                depth -= text[j] == "}"
+                j += 1
+            body = text[i + 2 : j - 1]
+            name, op, arg = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])(.*))?$", body, re.S).groups()
+            value, unset = env.get(name), name not in env or (op and op.startswith(":") and not env.get(name))
+            if op and op.endswith("-"):
+                value = interpolate(arg, env) if unset else value
+            elif op and op.endswith("?") and unset:
+                raise ValueError(f"required variable {name} is missing a value: {arg}")
+            out.append(value or "")
+            i = j
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def test_interpolate_follows_compose():
+    env = {"A": "a", "E": ""}
+    assert interpolate("x${A}y $${A} ${B:-d${A}} ${E:-e} ${E-e} ${A:?no}", env) == "xay ${A} da e  a"
+    with pytest.raises(ValueError, match="required variable E is missing a value: set it"):
+        interpolate("${E:?set it}", env)
+
+
+@pytest.mark.parametrize("env", [{}, {"POSTGRES_PASSWORD": "pg"}, {"POSTGRES_PASSWORD": "", "REDIS_PASSWORD": ""},
+                                 {"REDIS_PASSWORD": "r"}])  # fmt: skip
+def test_compose_refuses_to_start_without_the_passwords(env):
+    """Issue 22 item 11: with no .env the passwords fell back to change-me; now compose stops, saying which
+    variable to set (an empty one counts as missing: .env.example leaves them empty)."""
+    with pytest.raises(ValueError, match=r"required variable (POSTGRES|REDIS)_PASSWORD is missing a value: set it "
+                                         r"in \.env \(cp \.env\.example \.env\)"):  # fmt: skip
+        interpolate(COMPOSE.read_text(), env)
+
+
+def test_compose_with_the_passwords_publishes_the_dashboard_on_this_machine():
+    env = {"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret"}
+    compose = yaml.safe_load(interpolate(COMPOSE.read_text(), env))
+    services, shared = compose["services"], compose["x-skipweb-env"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret"
+    assert shared["SKIPWEB_DATABASE_URL"] == "postgresql+psycopg://skipweb:pg-secret@postgres:5432/skipweb"
+    assert shared["SKIPWEB_BROKER_URL"] == "redis://:redis-secret@redis:6379/0"
+    assert "redis-secret" in services["redis"]["command"] and "redis-secret" in _command(services["flower"])
+    assert services["web"]["ports"] == ["127.0.0.1:8501:8501"]  # the team's network only when .env says so
+    team = yaml.safe_load(interpolate(COMPOSE.read_text(), {**env, "DASHBOARD_ADDRESS": "0.0.0.0"}))
+    assert team["services"]["web"]["ports"] == ["0.0.0.0:8501:8501"]
+    assert "change-me" not in COMPOSE.read_text() + ENV_EXAMPLE.read_text()
+    example = dict(ln.split("=", 1) for ln in ENV_EXAMPLE.read_text().splitlines() if ln and not ln.startswith("#"))
+    assert example["POSTGRES_PASSWORD"] == example["REDIS_PASSWORD"] == ""  # copied unedited: compose refuses
+
+
+def test_readme_creates_the_first_user_before_the_first_start():
+    """With no /data/users.txt the web service exits 2 (no sign-in on 0.0.0.0) and restart: unless-stopped
+    loops: the README's steps create the first user before `docker compose up`."""
+    readme = (REPO / "README.md").read_text()
+    team = readme[readme.index("## Team deployment"):]
+    team = team[: team.index("\n## ", 1)]
+    first_user = team.index("docker compose run --rm --no-deps web skipweb passwd")
+    assert team.index("cp .env.example .env") < first_user < team.index("docker compose up -d")
+
+
 def test_every_skipweb_variable_is_a_setting():
     from skipweb.settings import Settings
 

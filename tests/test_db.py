@@ -100,6 +100,12 @@ def test_add_get_list(db_url: str, tmp_path: Path) -> None:
     runs.claim(db_url, ids[0], "w1")
     runs.finish(db_url, ids[0], "w1", "succeeded")
     assert runs.succeeded_hashes(db_url, ["hash0", "hash1", "nope"]) == {"hash0": ids[0]}
+    # what a submit skips: a succeeded run first, else a running or queued one (never failed or cancelled)
+    runs.claim(db_url, ids[1], "w1")
+    assert runs.duplicate_runs(db_url, ["hash0", "hash1", "hash2", "nope"]) == {
+        "hash0": (ids[0], "succeeded"), "hash1": (ids[1], "running"), "hash2": (ids[2], "queued")}
+    runs.request_cancel(db_url, ids[2])
+    assert "hash2" not in runs.duplicate_runs(db_url, ["hash2"])
     assert [r.id for r in runs.list_runs(db_url, status=["succeeded", "failed"])] == [ids[0]]
 
 

@@ -41,8 +41,9 @@ def test_create_claim_finish_list(db_url) -> None:
     assert job.created_at.tzinfo is not None and job.finished_at is None
     pending = J.create_jobs(db_url, [a, b], status="pending", grid=5, range_=0.5, subset=0, seed=3)
     assert J.get_job(db_url, pending[1]).subset is None  # 0: every sample
-    with pytest.raises(ValueError):
-        J.create_job(db_url, a, grid=0)
+    for grid in (0, 1, 2, 202):  # a surface has a centre and neighbours; the CLI's --grid is 3 to 201 too
+        with pytest.raises(ValueError, match="3 to 201"):
+            J.create_job(db_url, a, grid=grid)
     with pytest.raises(ValueError):
         J.create_job(db_url, a, status="running")
 

@@ -143,6 +143,9 @@ def test_compare_runs_folded(trained, monkeypatch):
     ("params", "kind", "text"),
     [
         ({"runs": "1,x"}, "error", "'x' is not an integer run id"),
+        ({"runs": "1,99999999999999999999"}, "error", "99999999999999999999 is not a run id (ids run from 1 to"),
+        ({"runs": "3000000000"}, "error", "3000000000 is not a run id"),
+        ({"exp": "99999999999999999999"}, "error", "must be an experiment id, 1 to 2147483647"),
         ({"exp": "abc"}, "error", "must be an experiment id"),
         ({"exp": "999"}, "warning", "Experiment 999 does not exist"),
         ({"runs": "1,777"}, "warning", "Unknown run id(s) 777"),

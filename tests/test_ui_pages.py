@@ -164,13 +164,25 @@ def trained_env(trained, monkeypatch: pytest.MonkeyPatch):
 
 
 # ---- router ----------------------------------------------------------------------------------------
-def test_app_routes_to_launch_on_empty_db(env):
+@pytest.fixture
+def loopback():
+    """Streamlit's server.address as `skipweb up` sets it by default; app.py refuses others without sign-in
+    (tests/test_door.py)."""
+    from streamlit import config
+
+    old = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", old)
+
+
+def test_app_routes_to_launch_on_empty_db(env, loopback):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert any(b.label == "Run the demo" for b in at.button)
 
 
-def test_app_unmigrated_db_shows_one_line_error(tmp_path, monkeypatch):
+def test_app_unmigrated_db_shows_one_line_error(tmp_path, monkeypatch, loopback):
     from skipweb.settings import get_settings
 
     monkeypatch.setenv("SKIPWEB_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
@@ -324,6 +336,13 @@ def test_runs_are_paged_and_counted_in_sql(env, monkeypatch):
     assert "runs 11–12 of 12" in texts(at)
 
 
+def test_runs_out_of_range_experiment_is_one_line(trained_env):
+    at = page_test("runs", exp="99999999999999999999").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["?exp=99999999999999999999 is not a valid experiment id: ids run "
+                                          "from 1 to 2147483647"]
+
+
 def test_runs_experiment_title_is_text(trained_env):
     at = page_test("runs", exp="1").run()
     assert not at.exception
@@ -331,7 +350,11 @@ def test_runs_experiment_title_is_text(trained_env):
 
 
 # ---- run detail ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value,message", [("abc", "not a valid run id"), ("99999", "does not exist")])
+@pytest.mark.parametrize("value,message", [
+    ("abc", "not a valid run id"), ("99999", "does not exist"),
+    # past the 32-bit ids: OverflowError (SQLite) or integer out of range (PostgreSQL) showed a traceback
+    ("99999999999999999999", "ids run from 1 to 2147483647"), ("3000000000", "ids run from 1 to 2147483647"),
+])  # fmt: skip
 def test_run_detail_bad_param(trained_env, value, message):
     at = page_test("run_detail", run=value).run()
     assert not at.exception
@@ -470,13 +493,48 @@ def test_launch_shows_and_skips_succeeded(trained_env):
     at.number_input(key="launch_batch_size").set_value(64).run()
     at.number_input(key="launch_lr").set_value(0.05).run()  # the recipe's lr scaled to batch 64, as the run had
     assert not at.exception
-    assert "(1 already succeeded)" in texts(at)
+    assert "(1 already succeeded, running or queued)" in texts(at)
     assert "of worker time, from similar finished runs" in texts(at)  # the trained run's seconds per step
     assert not [c for c in at.checkbox if c.key == "launch_sure"]  # one run: no confirmation
-    assert list(at.dataframe[0].value["already succeeded"]) == [f"run {trained_env['done']}"]
+    assert list(at.dataframe[0].value["already"]) == [f"run {trained_env['done']} (succeeded)"]
     at.button(key="launch_go").click().run()
-    assert any("already succeeded" in w.value for w in at.warning)
+    assert any("already succeeded, run or are queued" in w.value for w in at.warning)
     assert count_runs(trained_env["url"]) == before
+
+
+def test_launch_skips_queued_and_running_unless_forced(env):
+    """Issue 22 item 12: a grid launched twice queued every configuration twice; now the second launch
+    finds them queued (or running) and queues nothing, unless 'Run again' is ticked."""
+    from db.runs import claim
+    from skipweb.ui import data
+
+    def launch(force: bool = False):
+        at = page_test("launch").run()
+        at.button(key="preset_Degradation").click().run()
+        at.text_input(key="launch_seeds").input("0").run()
+        if force:
+            at.checkbox(key="launch_force").check().run()
+        if [c for c in at.checkbox if c.key == "launch_sure"]:
+            at.checkbox(key="launch_sure").check().run()
+        at.button(key="launch_go").click().run()
+        assert not at.exception
+        return at
+
+    launch()
+    first = count_runs(env)
+    assert first == 4
+    assert claim(env, 1, "w1")  # one of them running
+    data.clear()  # the page's reads are cached for seconds; a worker's claim is not a dashboard write
+    at = page_test("launch").run()
+    at.button(key="preset_Degradation").click().run()
+    at.text_input(key="launch_seeds").input("0").run()
+    assert sorted(at.dataframe[0].value["already"]) == ["run 1 (running)", "run 2 (queued)", "run 3 (queued)",
+                                                        "run 4 (queued)"]  # fmt: skip
+    at = launch()
+    assert any("already succeeded, run or are queued" in w.value for w in at.warning)
+    assert count_runs(env) == first
+    launch(force=True)
+    assert count_runs(env) == 2 * first
 
 
 # ---- issue 11, door 9: user text is text on every page -------------------------------------------------

@@ -89,7 +89,8 @@ def train(
     preset: Annotated[str | None, typer.Option(help="submit: a story's preset (see `skipweb story --help`)")] = None,
     title: Annotated[str | None, typer.Option(help="experiment title")] = None,
     tags: Annotated[str, typer.Option(help="comma-separated experiment tags")] = "",
-    force: Annotated[bool, typer.Option("--force", help="submit: rerun configurations that already succeeded")] = False,
+    force: Annotated[bool, typer.Option("--force", help="submit: run configurations that already succeeded, or "
+                                        "are queued or running, again")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
 ) -> None:
     """train: one model in this process, with a progress bar. submit: a grid, queued for the workers."""
@@ -100,8 +101,11 @@ def train(
         if ctx.info_name != "submit":
             raise UserError("--preset submits a story's runs; use `skipweb submit --preset KEY`")
         story = _story(preset)
-        overrides = {"device": device} if device is not None else {}  # where it trains decides its queue
-        specs = story.preset.specs(None if seed is None else split_list(seed, int), **overrides)
+        training = _preset_options(ctx, dict(
+            epochs=epochs, subset=subset, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            schedule=schedule, warmup_epochs=warmup, probe_every=probe_every, device=device, amp=amp,
+            channels_last=channels_last, compile=compile_))  # fmt: skip  (device: where it trains decides its queue)
+        specs = story.preset.specs(None if seed is None else split_list(seed, int), **training)
         tags_all = [story.tag, *(t for t in tag_list if t != story.tag)]
         surface = {"grid": story.preset.landscape_grid} if story.preset.landscape else None
         _submit(specs, title=title or story.title, tags=tags_all, force=force, as_json=as_json, landscape=surface)
@@ -129,6 +133,30 @@ def train(
         _train(specs[0], title=title, tags=tag_list, as_json=as_json)
 
 
+# ---- submit --preset: which of train's options a story's preset takes ----------------------------------------
+# A preset fixes its grid (families, depths, dataset, model options); the training recipe and set-up are
+# overrides of its base. The grid's options are refused by name rather than dropped.
+PRESET_FIXES = {"family": "the family argument", "depth": "--depth", "dataset": "--dataset", "shortcut": "--shortcut",
+                "block": "--block", "growth": "--growth", "bc": "--bc", "skip": "--skip", "no_skip": "--no-skip",
+                "norm": "--norm", "act": "--act", "init": "--init", "width": "--width", "up": "--up",
+                "zero_init_residual": "--zero-init-residual"}  # fmt: skip
+PRESET_PARAMS = {"warmup_epochs": "warmup", "compile": "compile_"}  # RunSpec field → train()'s parameter name
+
+
+def _preset_options(ctx: typer.Context, training: dict) -> dict:
+    """The RunSpec fields the command line set for a preset's runs (``training``: field → value); refuses,
+    in one line, the options that would change the preset's grid."""
+    def given(param: str) -> bool:  # typed on the command line (by name: Typer may vendor its own click)
+        source = ctx.get_parameter_source(param)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    fixed = [flag for param, flag in PRESET_FIXES.items() if given(param)]
+    if fixed:
+        raise UserError(f"--preset sets its own families, depths, dataset and model options; drop {', '.join(fixed)} "
+                        "(or submit the grid yourself: `skipweb submit FAMILY --depth ...`)")
+    return {name: v for name, v in training.items() if given(PRESET_PARAMS.get(name, name))}
+
+
 def _story(key: str):
     from skipweb.stories import get_story
 
@@ -150,7 +178,8 @@ def _submit(specs, *, title, tags, force, as_json, landscape=None) -> None:
         print(json.dumps(result.as_json()))
         return
     for item in result.skipped:
-        stdout.print(f"skipped {item['label']}: already succeeded as run {item['run_id']} (use --force to rerun)")
+        stdout.print(f"skipped {item['label']}: already {item['status']} as run {item['run_id']} "
+                     "(use --force to run it again)")
     if result.run_ids:
         stdout.print(f"experiment {result.experiment_id}: queued runs {', '.join(map(str, result.run_ids))}")
     if result.warning:

@@ -19,17 +19,18 @@ stderr = Console(stderr=True)
 def landscape(
     run_id: Annotated[int, typer.Argument(help="run id (a finished run with a checkpoint)", min=1, max=2**31 - 1)],
     grid: Annotated[
-        int, typer.Option(min=1, max=201, help="N: an N×N grid (odd puts the final weights at the centre)")
+        int, typer.Option(min=facts.LANDSCAPE_GRID_MIN, max=facts.LANDSCAPE_GRID_MAX,
+                          help="N: an N×N grid, 3 to 201 (odd puts the final weights at the centre)")
     ] = facts.LANDSCAPE_GRID,
     range_: Annotated[
         float, typer.Option("--range", min=1e-6, max=facts.LANDSCAPE_RANGE_MAX,
                             help="R: the grid spans [-R, R]² in filter-normalized units (at most 1000)")
     ] = facts.LANDSCAPE_RANGE,
     subset: Annotated[
-        int, typer.Option(min=0, help="training samples the loss is averaged over (0: all)")
-    ] = facts.LANDSCAPE_SUBSET,
+        str, typer.Option(metavar="N|all", help="training samples the loss is averaged over: a number, or all")
+    ] = str(facts.LANDSCAPE_SUBSET),
     seed: Annotated[
-        int, typer.Option(min=0, help="seed of the random directions and the subset")
+        int, typer.Option(min=0, max=facts.MAX_ID, help="seed of the random directions and the subset")
     ] = facts.LANDSCAPE_SEED,
     queue: Annotated[
         bool, typer.Option("--queue", help="queue a job for the workers instead of computing here")
@@ -39,14 +40,15 @@ def landscape(
     """Loss landscape around a run's final weights (Li et al. 2018): 2-D filter-normalized slice + init→final line."""
     from skipweb.services.landscapes import checked_run, compute_and_store  # torch: only when asked
 
+    count = samples(subset)  # 0: all
     settings = open_db()
-    sub = subset or None
+    sub = count or None
     if queue:  # a job row, then its id to the workers (the same path as the Run detail page's button)
         from skipweb.services.landscapes import request_landscape
 
         checked_run(settings.db_url, run_id)
         req = request_landscape(
-            run_id, grid=grid, range_=range_, subset=subset, seed=seed, db=settings.db_url
+            run_id, grid=grid, range_=range_, subset=count, seed=seed, db=settings.db_url
         )
         if as_json:
             print(json.dumps(req.as_json()))
@@ -96,6 +98,21 @@ def landscape(
         f"run {run_id}: {grid}×{grid} landscape over ±{range_}: loss at the final weights "
         f"{result.final_loss:.4g}, min {min(flat):.4g}, max {max(flat):.4g}; stored"
     )
+
+
+def samples(text: str) -> int:
+    """``--subset``: a positive number of samples, or ``all`` (returned as 0, the job rows' "every sample")."""
+    from skipweb.errors import UserError
+
+    if text.strip().lower() == "all":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= facts.MAX_ID:
+        raise UserError(f"--subset {text!r} is not a number of samples: give one from 1 up, or all")
+    return n
 
 
 def register(app: typer.Typer) -> None:

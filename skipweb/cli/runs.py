@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skipweb.errors import UserError
-from skipweb.facts import Metric
+from skipweb.facts import MAX_ID, Metric  # MAX_ID: ids are 32-bit in PostgreSQL, SQLite is held to it
 
 stdout = Console()
 
@@ -118,9 +118,6 @@ def status_json(r, connected_now=()) -> dict:
             "worker": r.lease_owner or r.worker_host, "device": r.device, "latest": r.latest}
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; SQLite is held to the same range
-
-
 def cancel(run_id: Annotated[int, typer.Argument(help="run id", min=1, max=MAX_ID)]) -> None:
     """Cancel a queued run at once, or a running one at its next step."""
     from db import runs
@@ -152,6 +149,8 @@ def export(
         raise UserError(f"unknown format {fmt!r}; choose one of: csv, parquet, json")
     if str(output) in ("", ".") or output.is_dir():
         raise UserError(f"{str(output)!r} is not a file to write; give -o a file name, e.g. metrics.{fmt}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(output)):  # a newline, tab or escape in a file name
+        raise UserError(f"-o {str(output)!r} contains a control character; give a plain file name, e.g. metrics.{fmt}")
     if output.exists() and not force:
         raise UserError(f"{output} exists; use --force to overwrite it, or choose another -o")
     settings = open_db()

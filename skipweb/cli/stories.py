@@ -10,14 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from skipweb.cli.runs import UserError, open_db
+from skipweb.cli.runs import MAX_ID, UserError, open_db
 
 stdout = Console()
 
 
 def story(
     key: Annotated[str, typer.Argument(help="story key: degradation, gradient-regimes, densenet, ...")],
-    exp: Annotated[int | None, typer.Option("--exp", help="experiment id (default: the newest tagged story:KEY)")] = None,
+    exp: Annotated[int | None, typer.Option("--exp", min=1, max=MAX_ID,
+                                            help="experiment id (default: the newest tagged story:KEY)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """A story's findings, computed from its experiment's runs (as /present?story=KEY shows them)."""

@@ -4,7 +4,9 @@ The CLI (`skipweb submit`) and the dashboard's Launch page both call ``plan`` th
 1. ``plan`` expands families × depths × seeds into validated specs. Any invalid combination raises
    SpecError (one line) before anything is written — nothing is ever half-queued.
 2. ``submit`` writes the experiment and its runs in ONE transaction, commits, and only then publishes
-   the run ids. A configuration that already succeeded is skipped unless ``force``.
+   the run ids. A configuration that already succeeded, or is queued or running, is skipped unless
+   ``force``; concurrent submits check and insert one at a time (db.runs.lock_submissions), so the same
+   grid submitted four times at once is queued once.
 If the broker is unreachable the runs stay queued in the database and a worker's sweep publishes them
 later; ``SubmitResult.warning`` says so.
 
@@ -27,13 +29,15 @@ from skipweb.spec import RunSpec, SpecError
 
 log = logging.getLogger(__name__)
 TEXT_LIMIT = 200  # experiments.title and owner: String(200) (PostgreSQL refuses more; SQLite would keep it)
+TAG_LIMIT, TAGS_MAX = 64, 20  # a tag is a label to filter by, not a note: the description holds prose
 
 
 @dataclass
 class SubmitResult:
     experiment_id: int | None
     run_ids: list[int]
-    skipped: list[dict] = field(default_factory=list)  # {"label", "config_hash", "run_id"} already succeeded
+    # {"label", "config_hash", "run_id", "status"} of each configuration that succeeded, runs or is queued already
+    skipped: list[dict] = field(default_factory=list)
     warning: str | None = None
     landscape_job_ids: list[int] = field(default_factory=list)  # pending, one per run
 
@@ -67,19 +71,18 @@ def submit(
 
     if not specs:
         raise SpecError("nothing to submit")
-    for name, text in (("title", title), ("owner", owner or "")):
-        if len(text) > TEXT_LIMIT:
-            raise SpecError(f"the {name} is {len(text)} characters long; at most {TEXT_LIMIT}")
+    check_text(title, owner, tags)
     if len({s.config_hash() for s in specs}) < len(specs):
         raise SpecError("the grid repeats a configuration; make each family/depth/seed combination unique")
     _check_data(specs)
     with session_scope(db) as session:
-        done = {} if force else runs.succeeded_hashes(session, [s.config_hash() for s in specs])
+        runs.lock_submissions(session)  # concurrent submits of one grid: check and insert one at a time
+        done = {} if force else runs.duplicate_runs(session, [s.config_hash() for s in specs])
         todo = [s for s in specs if s.config_hash() not in done]
         skipped = [
-            {"label": s.label, "config_hash": s.config_hash(), "run_id": done[s.config_hash()]}
+            {"label": s.label, "config_hash": s.config_hash(), "run_id": done[h][0], "status": done[h][1]}
             for s in specs
-            if s.config_hash() in done
+            if (h := s.config_hash()) in done
         ]
         if not todo:
             return SubmitResult(None, [], skipped)
@@ -103,6 +106,19 @@ def submit(
     return SubmitResult(exp_id, ids, skipped, warning, jobs)
 
 
+def check_text(title: str, owner: str | None, tags: Sequence[str]) -> None:
+    """What an experiment row can hold: a title and owner of at most TEXT_LIMIT characters, and at most
+    TAGS_MAX tags of at most TAG_LIMIT characters each, one line each. SpecError (one line) otherwise."""
+    for name, text in (("title", title), ("owner", owner or "")):
+        if len(text) > TEXT_LIMIT:
+            raise SpecError(f"the {name} is {len(text)} characters long; at most {TEXT_LIMIT}")
+    if len(tags) > TAGS_MAX:
+        raise SpecError(f"{len(tags)} tags; at most {TAGS_MAX}")
+    for tag in tags:
+        if len(tag) > TAG_LIMIT:
+            raise SpecError(f"the tag {tag[:20]!r}… is {len(tag)} characters long; at most {TAG_LIMIT}")
+        if any(ord(c) < 32 for c in tag):
+            raise SpecError(f"the tag {tag!r} contains a control character (a newline?); tags are one line each")
 
 
 def _check_data(specs: Sequence[RunSpec]) -> None:
@@ -124,6 +140,7 @@ def record_local(spec: RunSpec, *, title: str, tags: Sequence[str], owner: str |
     from db import experiments, runs
     from db.session import session_scope
 
+    check_text(title, owner, tags)
     with session_scope(db) as session:
         exp = experiments.create_experiment(session, title, owner=owner, tags=list(tags))
         (run_id,) = runs.add_runs(session, exp, [row(spec)])

@@ -19,6 +19,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
+from skipweb.facts import MAX_ID
 from skipweb.passwords import check_password
 from skipweb.settings import get_settings
 
@@ -61,8 +62,8 @@ def int_param(name: str, *, what: str = "id") -> int | None:
     except (TypeError, ValueError):
         st.error(f"?{name}={raw!r} is not a valid {what}: it must be a whole number, e.g. ?{name}=12")
         return None
-    if value < 0:
-        st.error(f"?{name}={value} is not a valid {what}: it must not be negative")
+    if not 1 <= value <= MAX_ID:  # a larger id cannot exist, and would overflow the database's integer
+        st.error(f"?{name}={value} is not a valid {what}: ids run from 1 to {MAX_ID}")
         return None
     return value
 
@@ -88,6 +89,21 @@ def auth_mode() -> str:
     if get_settings().auth_file:
         return "password"
     return "open"
+
+
+EVERY_INTERFACE = "every interface"  # Streamlit's server.address unset: it binds 0.0.0.0 and ::
+
+
+def closed_door() -> str | None:
+    """Why this server must not show the dashboard (one line), or None. ``skipweb up`` refuses an open door
+    before it starts; this is the same rule for ``streamlit run app.py --server.address 0.0.0.0`` (or no
+    address at all, which binds every interface): no loopback address and no sign-in configured."""
+    from skipweb.passwords import open_door
+
+    host = st.get_option("server.address") or EVERY_INTERFACE
+    s = get_settings()
+    why = None if oidc_configured() else open_door(host, s.auth_file, None, s.allow_anonymous)
+    return None if why is None else f"{why}; or serve it on this machine only: --server.address 127.0.0.1"
 
 
 def current_user() -> str | None:

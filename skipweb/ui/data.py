@@ -128,8 +128,8 @@ def all_runs(url: str, limit: int = 500) -> list[RunRecord]:
 
 
 @read
-def succeeded(url: str, hashes: tuple[str, ...]) -> dict[str, int]:
-    return run_queries.succeeded_hashes(_engine(url), hashes)
+def duplicates(url: str, hashes: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    return run_queries.duplicate_runs(_engine(url), hashes)
 
 
 # ---- metrics and probes ---------------------------------------------------------------------------------

@@ -282,7 +282,7 @@ def page() -> None:
         st.error(str(e).splitlines()[0] if str(e) else "invalid choice")
         return
 
-    done = succeeded(tuple(s.config_hash() for s in specs))
+    done = duplicates(tuple(s.config_hash() for s in specs))
     rows = []
     for s in specs:
         facts = model_facts(s.family, s.depth, s.dataset, tuple(sorted(s.options.items())))
@@ -293,7 +293,7 @@ def page() -> None:
                 "params": fmt_count(facts["params"]),
                 "MFLOPs/sample": round(facts["flops"] / 1e6, 2),
                 "skip layers": facts["skip_layers"],
-                "already succeeded": f"run {done[s.config_hash()]}" if s.config_hash() in done else "",
+                "already": "run {} ({})".format(*done[s.config_hash()]) if s.config_hash() in done else "",
             }
         )
     seconds, known = estimate(specs, data.runs(data.db_url(), status=("succeeded",), limit=2000))
@@ -304,10 +304,11 @@ def page() -> None:
                  f"no similar run has finished for the other {len(specs) - known}")  # fmt: skip
     else:
         guess = "no estimate yet: no similar run (family, depth, dataset, batch) has finished"
-    st.write(f"**{len(specs)} runs** ({len(done)} already succeeded) · {guess}")
+    st.write(f"**{len(specs)} runs** ({len(done)} already succeeded, running or queued) · {guess}")
     where(device)
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    force = st.checkbox("Run configurations that already succeeded again", key=K + "force", disabled=not done)
+    force = st.checkbox("Run again the configurations that succeeded, are running or are queued", key=K + "force",
+                        disabled=not done)  # fmt: skip
     queued = len(specs) if force else len(specs) - len(done)
     sure = True
     if queued > CONFIRM_ABOVE:  # a stray Enter in a depth picker once queued 20 runs
@@ -339,8 +340,9 @@ def where(device: str) -> None:
     (st.caption if takes else st.warning)(text)
 
 
-def succeeded(hashes: tuple[str, ...]) -> dict[str, int]:
-    return data.succeeded(data.db_url(), hashes)
+def duplicates(hashes: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    """config_hash → (run id, status) of the grid's configurations that succeeded, run or are queued."""
+    return data.duplicates(data.db_url(), hashes)
 
 
 def do_submit(specs, *, title: str, description: str = "", tags=(), force=False, landscape=None, story=None) -> None:
@@ -364,7 +366,8 @@ def do_submit(specs, *, title: str, description: str = "", tags=(), force=False,
         return
     data.clear()
     if result.experiment_id is None:
-        st.warning(f"nothing queued: all {len(result.skipped)} configurations already succeeded")
+        st.warning(f"nothing queued: all {len(result.skipped)} configurations already succeeded, run or are queued "
+                   "(tick 'Run again' to queue them anyway)")
         return
     # rerun at once, so the page reflects the launch (the empty-database box goes, story links appear);
     # what was launched is shown on top of the fresh page
@@ -387,7 +390,7 @@ def show_launched() -> None:
     if done["landscapes"]:
         st.info(f"A loss landscape follows each run that succeeds ({done['landscapes']} pending).")
     if done["skipped"]:
-        st.info(f"skipped {done['skipped']} configurations that already succeeded")
+        st.info(f"skipped {done['skipped']} configurations that already succeeded, run or are queued")
     if done["warning"]:
         st.warning(done["warning"])
     cols = st.columns(3 if done["story"] else 2)

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from skipweb import charts, charts_runs
-from skipweb.facts import Metric
+from skipweb.facts import MAX_ID, Metric
 from skipweb.ui import data
 
 DEFAULT_METRIC = Metric.TEST_ERROR
@@ -35,7 +35,7 @@ class Selection:
 
 
 def parse_int_list(text: str) -> list[int]:
-    """'3,4, 5' → [3, 4, 5]; raises ValueError naming the first item that is not an integer."""
+    """'3,4, 5' → [3, 4, 5]; raises ValueError naming the first item that is not a run id."""
     out = []
     for item in (t.strip() for t in text.split(",")):
         if item:
@@ -43,6 +43,8 @@ def parse_int_list(text: str) -> list[int]:
                 out.append(int(item))
             except ValueError:
                 raise ValueError(f"{item!r} is not an integer run id") from None
+            if not 1 <= out[-1] <= MAX_ID:  # cannot exist; a query with it would overflow the integer column
+                raise ValueError(f"{item} is not a run id (ids run from 1 to {MAX_ID})")
     return out
 
 
@@ -70,8 +72,11 @@ def resolve(url: str, params: Mapping[str, str]) -> Selection:
     elif exp is not None:
         try:
             sel.experiment_id = int(exp)
+            if not 1 <= sel.experiment_id <= MAX_ID:
+                raise ValueError
         except ValueError:
-            sel.errors.append(f"Bad `exp` parameter {exp!r}: it must be an experiment id (an integer).")
+            sel.experiment_id = None
+            sel.errors.append(f"Bad `exp` parameter {exp!r}: it must be an experiment id, 1 to {MAX_ID}.")
         if sel.experiment_id is not None:
             if sel.experiment_id not in {e.id for e in data.list_experiments(url)}:
                 sel.warnings.append(f"Experiment {sel.experiment_id} does not exist (deleted?).")
