@@ -239,28 +239,19 @@ def test_submit_preset_applies_the_training_options(tmp_path):
         assert r.spec["batch_size"] == 32  # not given: the preset's recipe
 
 
-@pytest.mark.parametrize("gpus, queues, count, fragment", [
-    ("abc", None, None, "--gpus 'abc': give distinct GPU indices as a comma list, e.g. 0 or 0,1"),
-    ("0,0", None, None, "distinct GPU indices"),
-    ("", None, None, "distinct GPU indices"),
-    ("2", None, 2, "there is no GPU 2; this machine's GPUs are 0 to 1"),
-    ("0", None, 0, "this machine has no GPU"),
-    (None, "tpu", None, "--queues 'tpu': unknown queue 'tpu'; choose from gpu, cpu"),
-    (None, "cpu,cpu", None, "a queue named twice"),
-    (None, "", None, "unknown queue ''"),
+@pytest.mark.parametrize("gpus, count, fragment", [
+    ("abc", None, "give GPU indices as a comma list"),
+    ("0,0", None, "distinct numbers"),
+    ("-1", None, "give GPU indices as a comma list"),
+    ("2", 2, "there is no GPU 2; this machine's GPUs are 0 to 1"),
 ])  # fmt: skip
-def test_worker_options_are_checked(gpus, queues, count, fragment):
-    """`skipweb worker --queues tpu` or `--gpus abc` started a worker that consumed nothing."""
-    from skipweb.cli.options import check_worker_options
+def test_worker_gpus_are_checked(gpus, count, fragment):
+    """`skipweb worker --gpus abc` started a worker that consumed nothing (its queues follow from its kind)."""
+    from skipweb.cli.worker import parse_gpus
     from skipweb.errors import UserError
 
     with pytest.raises(UserError) as err:
-        check_worker_options(gpus, queues, gpu_count=count)
+        parse_gpus(gpus, gpu_count=count)
     assert fragment in str(err.value) and "\n" not in str(err.value)
-
-
-def test_worker_options_parsed():
-    from skipweb.cli.options import check_worker_options
-
-    assert check_worker_options(None, None) == (None, None)
-    assert check_worker_options("0, 1", "gpu,cpu", gpu_count=2) == ([0, 1], ["gpu", "cpu"])
+    assert parse_gpus("0, 1", gpu_count=2) == [0, 1] and parse_gpus("none") == []
+    assert parse_gpus("0", gpu_count=None) == [0]  # no CUDA here: a stand-in GPU worker

@@ -100,33 +100,3 @@ def model_options(family: str, **given) -> dict:
         else:
             opts["no_skip"] = True  # the registry rejects it with the family's valid options
     return opts
-
-
-
-def check_worker_options(
-    gpus: str | None, queues: str | None, *, gpu_count: int | None = None
-) -> tuple[list[int] | None, list[str] | None]:
-    """``skipweb worker``'s ``--gpus`` and ``--queues``, parsed: GPU indices and queue names (None where not
-    given). Raises UserError (one line naming the valid choices) for what no worker could consume from: a
-    queue no run is routed to, an index that is not a number, a repeat, or (with ``gpu_count``, the GPUs
-    this machine has) an index past the last GPU."""
-    from skipweb.errors import UserError
-    from skipweb.facts import QUEUES
-
-    indices = names = None
-    if gpus is not None:
-        here = "" if gpu_count is None else "; this machine has no GPU" if gpu_count == 0 else (
-            f"; this machine's GPUs are 0 to {gpu_count - 1}")
-        items = [g.strip() for g in gpus.split(",")]
-        if not all(g.isascii() and g.isdigit() for g in items) or len(set(map(int, items))) < len(items):
-            raise UserError(f"--gpus {gpus!r}: give distinct GPU indices as a comma list, e.g. 0 or 0,1{here}")
-        indices = [int(g) for g in items]
-        if gpu_count is not None and max(indices) >= gpu_count:
-            raise UserError(f"--gpus {gpus!r}: there is no GPU {max(indices)}{here}")
-    if queues is not None:
-        names = [q.strip() for q in queues.split(",")]
-        unknown = [q for q in names if q not in QUEUES]
-        if unknown or len(set(names)) < len(names):
-            what = f"unknown queue {', '.join(map(repr, unknown))}" if unknown else "a queue named twice"
-            raise UserError(f"--queues {queues!r}: {what}; choose from {', '.join(QUEUES)} (a comma list)")
-    return indices, names

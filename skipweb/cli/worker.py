@@ -46,20 +46,26 @@ def worker(
     start_celery(gpu=bool(indices), loglevel=loglevel, threads=threads or share_of_cores(1))
 
 
-def parse_gpus(gpus: str | None) -> list[int]:
-    """``--gpus``: a comma list of indices, ``none``, or (not given) every GPU torch sees here."""
-    if gpus is None:
+def parse_gpus(gpus: str | None, gpu_count: int | None = -1) -> list[int]:
+    """``--gpus``: a comma list of indices, ``none``, or (not given) every GPU torch sees here. An index past
+    the machine's last GPU is refused (``gpu_count``: how many it has, asked of torch when -1; None or 0: no
+    check, a stand-in GPU worker on a machine without CUDA)."""
+    if gpus is None or gpu_count == -1:
         import torch
 
-        return list(range(torch.cuda.device_count()))
+        gpu_count = torch.cuda.device_count()
+        if gpus is None:
+            return list(range(gpu_count))
     if gpus.strip().lower() in ("", "none"):
         return []
-    try:
-        indices = [int(g) for g in gpus.split(",")]
-    except ValueError:
-        raise UserError(f"--gpus {gpus!r}: give GPU indices as a comma list, e.g. 0 or 0,1, or none") from None
-    if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+    items = [g.strip() for g in gpus.split(",")]
+    if not all(g.isascii() and g.isdigit() for g in items):
+        raise UserError(f"--gpus {gpus!r}: give GPU indices as a comma list, e.g. 0 or 0,1, or none")
+    indices = [int(g) for g in items]
+    if len(set(indices)) != len(indices):
         raise UserError(f"--gpus {gpus!r}: indices are distinct numbers from 0, e.g. 0,1")
+    if gpu_count and max(indices) >= gpu_count:
+        raise UserError(f"--gpus {gpus!r}: there is no GPU {max(indices)}; this machine's GPUs are 0 to {gpu_count - 1}")
     return indices
 
 
