@@ -114,7 +114,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, spec)
         self.schedule = build_schedule(self.optimizer, spec, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=spec.amp == "fp16")
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.amp)
+        dtype = self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.amp)
         self.autocast = (
             partial(torch.autocast, self.device.type, dtype=dtype) if dtype else contextlib.nullcontext
         )
@@ -272,7 +272,8 @@ class Trainer:
 
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The step's loss and its training error (the fraction of wrongly predicted samples, or pixels)."""
-        with self.autocast():
+        # torch.autocast itself, not self.autocast (a partial): what torch.compile traces surely
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
             logits = self.model(x)
         loss = self.loss_fn(logits.float(), y)
         with torch.no_grad():

@@ -40,3 +40,14 @@ def test_compiled_model_trains_on_cuda(tmp_path: Path) -> None:
     _, rec, result = _train(tmp_path, compile=True, amp="bf16", channels_last=True, epochs=1)
     assert result.status == "succeeded", result.reason
     assert rec.probes, "probe steps run the eager model beside the compiled one"
+
+
+def test_compiled_run_probes_as_the_eager_path(tmp_path: Path) -> None:
+    """Probe steps run the step eagerly in a compiled run too: step 0, a probe step, gives the eager run's
+    gradient norms (later steps differ by the compiled kernels' rounding)."""
+    _, eager, _ = _train(tmp_path / "eager", amp="bf16", channels_last=True, epochs=1)
+    _, compiled, result = _train(tmp_path / "compiled", compile=True, amp="bf16", channels_last=True, epochs=1)
+    assert result.status == "succeeded", result.reason
+    first_e, first_c = eager.probes[0], compiled.probes[0]
+    assert first_e.step == first_c.step
+    torch.testing.assert_close(torch.tensor(first_c.grad_norm), torch.tensor(first_e.grad_norm), rtol=1e-4, atol=1e-6)
