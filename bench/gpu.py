@@ -73,7 +73,7 @@ def steps(dry: bool) -> list[Step]:
         Step("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *cuda, "--no-runs", "--steps", "51",
              "--threads", "8"], (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 40),
         *[Step(f"packing: demo with {n} run{'s' if n > 1 else ''} per GPU", demo + ["--layout", f"gpu:{n}", "--cap", str(cap)],
-               (DEMO_FIGURE,), "wall time falls with N", cap + 25) for n, cap in ((4, 40), (2, 50), (1, 60))],
+               (DEMO_FIGURE,), "wall time falls with N", cap + 25) for n, cap in ((4, 40), (2, 40), (1, 45))],
         Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py", "tests/test_data.py",
              "-k", "cuda"], (r"(\d+ passed[^\n]*|\d+ failed[^\n]*)",), "all pass", 90),
     ]  # fmt: skip

@@ -30,7 +30,7 @@ class GradProbe:
         with torch.no_grad():
             grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self.weights]
             self._grad = torch.stack(torch._foreach_norm(grads)).float()
-            self._before = [w.detach().clone() for w in self.weights]
+            self._before = torch._foreach_mul([w.detach() for w in self.weights], 1.0)  # copies, in one launch
 
     def after_step(self) -> torch.Tensor:
         """Call after optimizer.step(): returns a (3, L) device tensor: grad norm, weight norm, update ratio."""

@@ -105,7 +105,8 @@ class Trainer:
             augment=augment,
             generator=self.generator,
         )
-        eval_bs = max(spec.batch_size, 256)
+        # evaluation holds no activations for a backward pass: on a GPU, large batches (fewer kernel launches)
+        eval_bs = max(spec.batch_size, 1024 if self.device.type == "cuda" else 256)
         self.eval_loaders = {
             "val": loader(self.data.val, batch_size=eval_bs),
             "test": loader(self.data.test, batch_size=eval_bs),
