@@ -66,7 +66,7 @@ def steps(dry: bool) -> list[Step]:
     cuda = ["--device", "cuda"]
     return [
         Step("demo end to end (default runs per GPU)", demo + ["--layout", "gpu"], (DEMO_FIGURE,), "<= 20 s", 100),
-        Step("ResNet-56 epoch, trainer vs hand loop (eager)", hand + cuda + ["--reps", "2", "--n", "25000"],
+        Step("ResNet-56 epoch, trainer vs hand loop (eager)", hand + cuda + ["--reps", "1", "--n", "25000"],
              HAND_FIGURES, ">= 25,000/s; >= 0.95", 75),
         Step("ResNet-56 epoch, trainer vs hand loop (compiled)", hand + cuda + ["--reps", "1", "--n", "25000", "--compile"],
              HAND_FIGURES, ">= 25,000/s; >= 0.95", 200),
