@@ -16,6 +16,7 @@ on one H200 (issue 21).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -87,6 +88,7 @@ def run_preset(key: str, layout: str, seeds: str | None = None, cap_s: float | N
                                  + (Path(tmp) / "worker0.log").read_text()[-3000:])  # fmt: skip
             time.sleep(0.5)
         t_connect = time.perf_counter() - t_start
+        capped = False
         cpu0 = sum(cpu_seconds(p.pid) for p in _tree(procs))
         try:
             t0 = time.perf_counter()
@@ -94,7 +96,6 @@ def run_preset(key: str, layout: str, seeds: str | None = None, cap_s: float | N
             specs = story.preset.specs([int(x) for x in seeds.split(",")] if seeds else None, **overrides)
             exp = submit(specs, title=story.title, tags=[story.tag, "demo"], db=db_url,
                          celery=make_app(Settings(data_dir=Path(tmp)))).experiment_id  # fmt: skip
-            capped = False
             while True:
                 runs = json.loads(skipweb(env, "status", f"exp:{exp}", "--json"))
                 if runs and all(r["status"] in FINAL for r in runs) and not _landscapes_pending(db_url, runs):
@@ -107,11 +108,15 @@ def run_preset(key: str, layout: str, seeds: str | None = None, cap_s: float | N
             cpu = sum(cpu_seconds(p.pid) for p in _tree(procs)) - cpu0
             story = json.loads(skipweb(env, "story", key, "--json")) if not capped else {"findings": []}
             t_story = time.perf_counter() - t0 - t_runs
-        finally:
+        finally:  # a capped layout still has runs in flight: a warm shutdown would wait for them
+            kids = _tree(procs)[len(procs):] if capped else []
             for p in procs:
-                p.send_signal(signal.SIGTERM)
+                p.send_signal(signal.SIGTERM if not capped else signal.SIGKILL)
             for p in procs:
                 p.wait(timeout=60)
+            for p in kids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
     return {"story": key, "layout": name, "runs": len(runs), "capped": capped, "connect_s": t_connect,
             "succeeded": sum(r["status"] == "succeeded" for r in runs), "submit_to_finished_s": t_runs,
             "worker_cpu_s": cpu, "story_s": t_story, "findings": story["findings"]}  # fmt: skip
