@@ -87,6 +87,7 @@ def execute_run(
             checkpoint_dir=Path(record.checkpoint_path),
             sinks=[DbSink(run_id, db=engine, owner=owner, retry_s=settings.db_retry_seconds), Stop(), *extra_sinks],
         )
+        trainer.generation = record.attempts  # this claim's: a later claim's checkpoints outrank ours
         result = trainer.run()
         if result.status == "cancelled" and not lost.is_set():
             return "cancelled", "cancelled"
