@@ -14,7 +14,7 @@ from sqlalchemy import exc, text
 from sqlalchemy.engine import Engine
 
 from db.errors import SchemaError
-from db.session import default_url, get_engine, make_engine, redacted
+from db.session import default_url, get_engine, make_engine, reader, redacted
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Our own name, so skipweb can share a PostgreSQL database with another Alembic-managed application.
@@ -84,7 +84,7 @@ def current(db: str | Engine | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     engine = db if isinstance(db, Engine) else get_engine(db)
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:  # a read: no write lock (SQLite), so never a wait on a writer
         ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         return ctx.get_current_revision()
 
@@ -93,7 +93,7 @@ def check(db: str | Engine | None = None) -> str:
     """Raise :class:`SchemaError` unless the database is at :func:`head`; return the revision."""
     engine = db if isinstance(db, Engine) else get_engine(db)
     try:  # the common case, read in one query without Alembic: the schema is current
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             rev = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
         if rev == newest_revision():
             return rev
