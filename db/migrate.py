@@ -20,6 +20,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Our own name, so skipweb can share a PostgreSQL database with another Alembic-managed application.
 VERSION_TABLE = "skipweb_alembic_version"
 UPGRADE_COMMAND = "skipweb db upgrade"
+# PostgreSQL advisory lock key held by a migration for its transaction (any constant unique to skipweb)
+MIGRATION_LOCK = 0x736B6970  # "skip"
 
 __all__ = ["SchemaError", "check", "current", "downgrade", "head", "make_revision", "upgrade"]
 
@@ -53,7 +55,8 @@ def head() -> str:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Bring the database at ``url`` (default: settings) to ``revision`` in one transaction."""
+    """Bring the database at ``url`` (default: settings) to ``revision`` in one transaction; any number may
+    run at once (they take turns on an advisory lock on PostgreSQL)."""
     from alembic import command
 
     _run(url, lambda cfg: command.upgrade(cfg, revision))
@@ -73,6 +76,12 @@ def _run(url: str | None, fn: Callable[[Config], None]) -> None:
     engine = make_engine(url, foreign_keys=False)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Migrations one at a time (compose's migrate job, a worker started by hand, ...): two at once
+                # on an empty database both CREATE TYPE and one fails on pg_type's unique index. The lock is
+                # the transaction's; the next one waits, then finds the schema current and does nothing.
+                # (SQLite's BEGIN IMMEDIATE serialises them already.)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             fn(cfg)
     finally:
