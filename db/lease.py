@@ -31,7 +31,9 @@ _UNSEEN = object()
 
 
 def gave_up(attempts: int, who: str) -> str:
-    return f"gave up after {attempts} attempts: the worker died each time (last: {who})"
+    # "stopped heartbeating", not "died": a worker frozen (SIGSTOP, a paused VM) or cut off loses its lease
+    # the same way; a live worker waiting out a database outage keeps it (services.execution)
+    return f"gave up after {attempts} attempts: its worker stopped heartbeating each time (last: {who})"
 
 
 @dataclass(frozen=True)

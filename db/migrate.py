@@ -14,12 +14,14 @@ from sqlalchemy import exc, text
 from sqlalchemy.engine import Engine
 
 from db.errors import SchemaError
-from db.session import default_url, get_engine, make_engine, redacted
+from db.session import default_url, get_engine, make_engine, reader, redacted
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Our own name, so skipweb can share a PostgreSQL database with another Alembic-managed application.
 VERSION_TABLE = "skipweb_alembic_version"
 UPGRADE_COMMAND = "skipweb db upgrade"
+# PostgreSQL advisory lock key held by a migration for its transaction (any constant unique to skipweb)
+MIGRATION_LOCK = 0x736B6970  # "skip"
 
 __all__ = ["SchemaError", "check", "current", "downgrade", "head", "make_revision", "upgrade"]
 
@@ -53,7 +55,8 @@ def head() -> str:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Bring the database at ``url`` (default: settings) to ``revision`` in one transaction."""
+    """Bring the database at ``url`` (default: settings) to ``revision`` in one transaction; any number may
+    run at once (they take turns on an advisory lock on PostgreSQL)."""
     from alembic import command
 
     _run(url, lambda cfg: command.upgrade(cfg, revision))
@@ -73,6 +76,12 @@ def _run(url: str | None, fn: Callable[[Config], None]) -> None:
     engine = make_engine(url, foreign_keys=False)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Migrations one at a time (compose's migrate job, a worker started by hand, ...): two at once
+                # on an empty database both CREATE TYPE and one fails on pg_type's unique index. The lock is
+                # the transaction's; the next one waits, then finds the schema current and does nothing.
+                # (SQLite's BEGIN IMMEDIATE serialises them already.)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             fn(cfg)
     finally:
@@ -84,7 +93,7 @@ def current(db: str | Engine | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     engine = db if isinstance(db, Engine) else get_engine(db)
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:  # a read: no write lock (SQLite), so never a wait on a writer
         ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         return ctx.get_current_revision()
 
@@ -93,7 +102,7 @@ def check(db: str | Engine | None = None) -> str:
     """Raise :class:`SchemaError` unless the database is at :func:`head`; return the revision."""
     engine = db if isinstance(db, Engine) else get_engine(db)
     try:  # the common case, read in one query without Alembic: the schema is current
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             rev = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
         if rev == newest_revision():
             return rev

@@ -125,6 +125,12 @@ def _engine_of(db: str | Engine | None) -> Engine:
     return db if isinstance(db, Engine) else get_engine(db)
 
 
+def reader(db: str | Engine | None = None) -> Engine:
+    """The engine for connections that only read: on SQLite their transactions begin deferred, so in WAL
+    mode they never wait on (or take) the write lock, however long a writer holds it."""
+    return _engine_of(db).execution_options(**{_READ_ONLY: True})
+
+
 @contextmanager
 def session_scope(db: str | Engine | None = None, *, read_only: bool = False) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error, always close.
@@ -132,9 +138,7 @@ def session_scope(db: str | Engine | None = None, *, read_only: bool = False) ->
     ``read_only=True`` starts a deferred transaction on SQLite (no write lock); it is rolled back at the
     end, so a read-only scope cannot write by accident.
     """
-    engine = _engine_of(db)
-    if read_only:
-        engine = engine.execution_options(**{_READ_ONLY: True})
+    engine = reader(db) if read_only else _engine_of(db)
     session = Session(engine, expire_on_commit=False)
     try:
         yield session

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 
+from skipweb.errors import one_line
 from skipweb.facts import CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
@@ -47,48 +47,96 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     generator.set_state(state["data"])
 
 
-# checkpoint directories whose lock another writer held past lock_timeout (see save)
-_FROZEN: set[Path] = set()
+PREVIOUS_NAME = "last.prev.pt"  # the checkpoint before the newest: the fallback when the newest is damaged
 
 
-def save(directory: Path, payload: dict[str, Any], may_write: Callable[[], bool] | None = None,
-         lock_timeout: float = 60.0) -> Path | None:
-    """Write atomically (temp file + rename) so a worker killed mid-write never leaves a torn checkpoint.
+def save(directory: Path, payload: dict[str, Any], may_write: Callable[[], bool] | None = None) -> Path | None:
+    """Write atomically (temp file + rename), keeping the previous checkpoint as ``last.prev.pt``.
 
-    ``may_write`` fences the write: it is asked under the directory's file lock, just before the rename,
-    and a False answer (this worker lost its lease: the run is someone else's now) leaves the checkpoint
-    as it is and returns None. A writer that checked and was then stopped still holds the lock, so the new
-    holder's later save waits for it and lands last: an older checkpoint can never replace a newer one.
-    A holder that outlasts ``lock_timeout`` is frozen (SIGSTOP, a paused VM): this process's later saves to
-    that directory try the lock without waiting again, so training is not held up a minute per epoch.
+    No lock: a writer frozen at any instant (SIGSTOP, a paused VM) holds nothing its successor needs, so
+    the successor always writes. ``may_write`` fences the write: asked just before the renames, a False
+    answer (this worker lost its lease: the run is someone else's now) leaves the checkpoint as it is and
+    returns None. A writer that passed the fence and was frozen before its rename can still land one stale
+    file when it wakes; the payload's ``generation`` (the lease's: a successor's is higher) and ``step``
+    decide which file :func:`load` takes, so that stale file never hides the successor's newer one, which
+    its rename only moved to ``last.prev.pt``.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / CHECKPOINT_NAME
+    path, prev = directory / CHECKPOINT_NAME, directory / PREVIOUS_NAME
     tmp = directory / f"{CHECKPOINT_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
-    torch.save(payload, tmp)
-    wait = 0.0 if directory in _FROZEN else lock_timeout
+    link = directory / f"{PREVIOUS_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        with FileLock(directory / f"{CHECKPOINT_NAME}.lock", timeout=wait):
-            _FROZEN.discard(directory)
-            if may_write is not None and not may_write():
-                return None
-            os.replace(tmp, path)
-    except Timeout:
-        _FROZEN.add(directory)
-        log.warning("checkpoint %s: another writer holds its lock (waited %.0f s); not written", path, wait)
-        return None
+        torch.save(payload, tmp)
+        if may_write is not None and not may_write():
+            return None
+        if path.exists():  # the newest becomes the previous one, and last.pt never disappears in between
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            os.replace(link, prev)
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        link.unlink(missing_ok=True)
     return path
 
 
-def load(directory: Path | None) -> dict[str, Any] | None:
-    if directory is None or not (directory / CHECKPOINT_NAME).exists():
-        return None
+def _read(file: Path) -> dict[str, Any]:
     # weights_only=True: a checkpoint is data, never code. Anyone who can write to the data directory could
     # otherwise run code in every worker and in the web app through a crafted pickle.
     try:
-        return torch.load(directory / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{directory / CHECKPOINT_NAME} holds more than tensors and plain values (written "
-                              "by an older skipweb, or tampered with); refusing to load it") from None
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # garbled bytes, not a pickle naming code: damaged
+            raise
+        raise CheckpointError(f"{file} holds more than tensors and plain values (written by an older "
+                              "skipweb, or tampered with); refusing to load it") from None  # fmt: skip
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError("not a skipweb checkpoint (no step)")
+    return state
+
+
+def _rank(state: dict[str, Any]) -> tuple[int, int]:
+    return int(state.get("generation", 0)), int(state["step"])
+
+
+def load(directory: Path | None) -> dict[str, Any] | None:
+    """The newest good checkpoint in ``directory`` (None when there is none).
+
+    Each file is verified by loading it; a damaged one (a truncated write, a full disk) is passed over with
+    one log line naming what is used instead: the previous checkpoint, or nothing (a run starts over). Of two
+    good files the one with the higher (generation, step) wins: see :func:`save`. A tampered file (a pickle
+    that is more than data) raises :class:`CheckpointError` rather than being passed over quietly.
+    """
+    if directory is None:
+        return None
+    best: dict[str, Any] | None = None
+    damaged: list[str] = []
+    for file in (directory / CHECKPOINT_NAME, directory / PREVIOUS_NAME):
+        if not file.exists():
+            continue
+        try:
+            state = _read(file)
+        except CheckpointError:
+            raise
+        except Exception as e:  # torch's zip reader on a truncated file: RuntimeError, EOFError, ...
+            damaged.append(f"{file} ({one_line(e, 120)})")
+            continue
+        if best is None or _rank(state) > _rank(best):
+            best = state
+    if damaged:
+        instead = f"using the checkpoint at step {best['step']}" if best else "no good checkpoint left (a run starts over)"
+        log.warning("damaged checkpoint %s; %s", "; ".join(damaged), instead)
+    return best
+
+
+def load_current(directory: Path | None, steps_done: int, run_id: int, status: str) -> dict[str, Any]:
+    """The run's checkpoint for analysis (landscapes, predictions); :class:`CheckpointError` in one line when
+    there is none, or when a succeeded run's checkpoint is older than its last step (its weights are not the
+    final ones). A failed or cancelled run's checkpoint is its last epoch's, older than its last step."""
+    state = load(directory)
+    if state is None:
+        raise CheckpointError(f"run {run_id} has no checkpoint (looked in {directory})")
+    if status == "succeeded" and int(state["step"]) < steps_done:
+        raise CheckpointError(f"run {run_id}'s checkpoint is at step {state['step']}, older than the run "
+                              f"(step {steps_done}); its weights are not the final ones")  # fmt: skip
+    return state

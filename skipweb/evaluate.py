@@ -64,10 +64,11 @@ def figure_ground_miou(masks: torch.Tensor, num_classes: int, ignore_index: int 
     return sum(ious) / len(ious)
 
 
-def predict_examples(spec_json: str, checkpoint_dir: str, data_dir, n: int = 4):
+def predict_examples(spec_json: str, checkpoint_dir: str, data_dir, n: int = 4, run=None):
     """The first ``n`` test images of a run with its truths and its last checkpoint's predictions, on the
     CPU: ``(images (n, H, W, 3) float in [0, 1], truths, predictions, epoch)``. The model and the input
-    normalisation are the trainer's own (RunSpec.build_model, DeviceLoader)."""
+    normalisation are the trainer's own (RunSpec.build_model, DeviceLoader). ``run`` (id, status,
+    steps_done): refuse a checkpoint older than the run (checkpoint.load_current)."""
     from pathlib import Path
 
     import numpy as np
@@ -77,8 +78,9 @@ def predict_examples(spec_json: str, checkpoint_dir: str, data_dir, n: int = 4):
     from skipweb.spec import RunSpec
 
     spec = RunSpec.parse(spec_json)
-    state = checkpoint.load(Path(checkpoint_dir))
-    if state is None:
+    if run is not None:
+        state = checkpoint.load_current(Path(checkpoint_dir), run[2], run[0], run[1])
+    elif (state := checkpoint.load(Path(checkpoint_dir))) is None:
         raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}")
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.seed, download=False)
     model = spec.build_model(data.info)

@@ -124,6 +124,8 @@ class Trainer:
         self._resume()
 
     # ---- checkpoints ------------------------------------------------------------------------------
+    generation = 0  # the lease's generation (a worker sets the run's attempt): a successor's checkpoints win
+
     def _resume(self) -> None:
         state = checkpoint.load(self.checkpoint_dir)
         if state is None:
@@ -154,6 +156,7 @@ class Trainer:
                 "wall": wall,
                 "config_hash": self.spec.config_hash(),
                 "spec": self.spec.model_dump(mode="json"),
+                "generation": self.generation,
             },
             may_write=lambda: all(s.may_write() for s in self.sinks),
         )

@@ -117,23 +117,73 @@ def test_delete_removes_checkpoints_and_says_so(db_url: str, tmp_path: Path) -> 
     assert runs.get_run(db_url, b) is None
 
 
-def test_a_frozen_lock_holder_costs_one_wait_not_one_per_save(tmp_path: Path) -> None:
-    """A writer frozen while holding the lock (SIGSTOP) makes the next save wait lock_timeout once; later
-    saves try without waiting (not a minute per epoch), and the first free lock writes again."""
-    import time
+# ---- issue 22, items 1 and 2: no lock a frozen writer can hold; a damaged checkpoint is passed over ---------
+def test_a_writer_frozen_before_its_rename_never_hides_its_successors_checkpoint(tmp_path: Path) -> None:
+    """No file lock: a successor (generation 2) always writes. The stale writer (generation 1) passed its
+    fence, froze before its rename and wakes after the successor's last save: its file lands, and load still
+    takes the successor's (kept as last.prev.pt by the rename)."""
+    assert checkpoint.save(tmp_path, {"step": 34, "generation": 1})
+    assert checkpoint.save(tmp_path, {"step": 5100, "generation": 2})  # the successor's last save
+    assert checkpoint.save(tmp_path, {"step": 136, "generation": 1})  # the stale writer wakes
+    assert checkpoint.load(tmp_path) == {"step": 5100, "generation": 2}
+    assert not list(tmp_path.glob("*.tmp"))
 
-    from filelock import FileLock
 
-    from skipweb import checkpoint
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one_in_one_line(tmp_path: Path, caplog) -> None:
+    for step in (34, 68):
+        checkpoint.save(tmp_path, {"step": step, "w": torch.randn(50_000)})
+    last = tmp_path / checkpoint.CHECKPOINT_NAME
+    with open(last, "r+b") as f:  # `truncate -s 100000 last.pt`
+        f.truncate(100_000)
+    with caplog.at_level("WARNING", logger="skipweb.checkpoint"):
+        assert checkpoint.load(tmp_path)["step"] == 34
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "damaged checkpoint" in line and "using the checkpoint at step 34" in line and "\n" not in line
+    (tmp_path / checkpoint.PREVIOUS_NAME).write_bytes(b"garbage")
+    assert checkpoint.load(tmp_path) is None  # nothing good left: a run starts over
+    assert "no good checkpoint left" in caplog.records[-1].getMessage()
 
-    held = FileLock(tmp_path / f"{checkpoint.CHECKPOINT_NAME}.lock")
-    held.acquire()
-    try:
-        assert checkpoint.save(tmp_path, {"step": 1}, lock_timeout=0.2) is None
-        t = time.monotonic()
-        assert checkpoint.save(tmp_path, {"step": 2}, lock_timeout=600) is None
-        assert time.monotonic() - t < 60  # it did not wait its 600 s again
-    finally:
-        held.release()
-    assert checkpoint.save(tmp_path, {"step": 3}) == tmp_path / checkpoint.CHECKPOINT_NAME
-    assert checkpoint.load(tmp_path)["step"] == 3
+
+def test_a_resumed_run_survives_a_truncated_checkpoint_and_ends_at_its_last_step(tmp_path: Path) -> None:
+    """The newest checkpoint (step 6) truncated: the resumed trainer falls back to step 4, trains the last
+    epoch again and writes a checkpoint at its last step."""
+    spec = RunSpec(family="mlp", depth=2, dataset="digits", epochs=3, subset=64, batch_size=32, device="cpu")
+    ckpt = tmp_path / "ckpt"
+    Trainer(spec, data_dir=tmp_path / "d", checkpoint_dir=ckpt, sinks=[Recorder()]).run()
+    with open(ckpt / checkpoint.CHECKPOINT_NAME, "r+b") as f:
+        f.truncate(1000)
+    again = Trainer(spec, data_dir=tmp_path / "d", checkpoint_dir=ckpt, sinks=[Recorder()])
+    assert (again.step, again.epoch) == (4, 2)
+    result = again.run()
+    assert (result.status, result.steps) == ("succeeded", 6)
+    assert checkpoint.load(ckpt)["step"] == 6
+
+
+def test_analysis_refuses_a_checkpoint_older_than_a_succeeded_run(tmp_path: Path) -> None:
+    checkpoint.save(tmp_path, {"step": 136})
+    with pytest.raises(checkpoint.CheckpointError, match=r"^run 7's checkpoint is at step 136, older than the run \(step 5100\)"):
+        checkpoint.load_current(tmp_path, 5100, 7, "succeeded")
+    assert checkpoint.load_current(tmp_path, 5100, 7, "cancelled")["step"] == 136  # its last epoch's
+    assert checkpoint.load_current(tmp_path, 136, 7, "succeeded")["step"] == 136
+    with pytest.raises(checkpoint.CheckpointError, match="has no checkpoint"):
+        checkpoint.load_current(tmp_path / "none", 1, 7, "succeeded")
+
+
+def test_a_landscape_of_a_stale_or_damaged_checkpoint_is_refused_in_one_line(db_url: str, tmp_path: Path) -> None:
+    from db import experiments, runs
+    from skipweb.errors import UserError
+    from skipweb.grid import row
+    from skipweb.services.landscapes import checked_run
+
+    spec = RunSpec(family="mlp", depth=4, dataset="digits", device="cpu")
+    [run_id] = runs.add_runs(db_url, experiments.create_experiment(db_url, "stale"), [row(spec)], checkpoint_dir=tmp_path)
+    assert runs.claim(db_url, run_id, "A") and runs.set_progress(db_url, run_id, 5100, 150)
+    assert runs.finish(db_url, run_id, "A", "succeeded")
+    ckpt = Path(runs.get_run(db_url, run_id).checkpoint_path)
+    checkpoint.save(ckpt, {"step": 136})
+    with pytest.raises(UserError, match=r"at step 136, older than the run \(step 5100\)") as err:
+        checked_run(db_url, run_id)
+    assert "\n" not in str(err.value)
+    (ckpt / checkpoint.CHECKPOINT_NAME).write_bytes(b"torn")  # damaged, and nothing to fall back to
+    with pytest.raises(UserError, match="has no checkpoint"):
+        checked_run(db_url, run_id)

@@ -173,7 +173,7 @@ def test_requeue_expired(db_url: str) -> None:
     assert run.reason == f"worker w{dead} stopped heartbeating; requeued"
     failed = runs.get_run(db_url, doomed)
     assert failed.status == "failed" and failed.finished_at is not None
-    assert failed.reason == f"gave up after 3 attempts: the worker died each time (last: w{doomed})"
+    assert failed.reason == f"gave up after 3 attempts: its worker stopped heartbeating each time (last: w{doomed})"
     assert runs.get_run(db_url, cancelled).status == "cancelled"
     assert runs.get_run(db_url, fresh).status == "running"
     assert runs.heartbeat(db_url, dead, f"w{dead}") == "cancel"  # the old worker lost its lease

@@ -155,7 +155,7 @@ def test_expired_job_is_requeued_then_fails_past_max_attempts(db_url) -> None:
     assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([], [dead])
     gone = J.get_job(db_url, dead)
     assert (gone.status, gone.lease_owner, gone.attempts) == ("failed", None, 2)
-    assert gone.reason == "gave up after 2 attempts: the worker died each time (last: w2)" and gone.finished_at is not None
+    assert gone.reason == "gave up after 2 attempts: its worker stopped heartbeating each time (last: w2)" and gone.finished_at is not None
     assert J.requeue_expired_jobs(db_url, lease_seconds=120, max_attempts=2) == ([], [])
 
 
@@ -396,4 +396,4 @@ def test_sweep_requeues_and_publishes_jobs_of_dead_workers(db_url, tmp_path) -> 
         "landscapes_published": [dead],
     }
     assert len(list(queue.iterdir())) == 1  # published at once, not after republish_seconds
-    assert J.get_job(db_url, doomed).reason == "gave up after 3 attempts: the worker died each time (last: w-doomed)"
+    assert J.get_job(db_url, doomed).reason == "gave up after 3 attempts: its worker stopped heartbeating each time (last: w-doomed)"

@@ -132,3 +132,51 @@ def test_a_run_that_fails_keeps_a_one_line_reason(db_url: str, tmp_path: Path) -
     err = RuntimeError("boom\n" + "SELECT * FROM t WHERE x = 1\n" * 50)
     assert one_line(err) == "RuntimeError: boom"
     assert len(one_line(RuntimeError("x" * 5000))) == 200
+
+
+# ---- issue 22, item 4: readers never wait on a writer; a write that cannot get the lock says so in one line ----
+def test_readers_never_wait_on_a_writer(db_url: str, tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock (BEGIN IMMEDIATE, as a writer mid-transaction does): the
+    schema check every process runs first, and the reads of `status` and the dashboard, answer at once."""
+    import time
+
+    from db import migrate, runs
+    from db.metrics import read_metrics
+
+    run_id = _queue(db_url, tmp_path)
+    db_session.dispose_engine(db_url)  # fresh connections, opened while the lock is held
+    con = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        t = time.monotonic()
+        migrate.check(db_url)
+        assert runs.get_run(db_url, run_id).status == "queued"
+        assert len(runs.list_runs(db_url)) == 1
+        read_metrics(db_url, [run_id])
+        took = time.monotonic() - t
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert took < 1.0, f"reads took {took:.1f} s behind a writer's lock"
+
+
+def test_a_write_that_cannot_get_the_lock_says_so_in_one_line(short_busy_timeout: str, tmp_path: Path, capsys,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from skipweb.cli import main
+    from skipweb.settings import get_settings
+
+    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SKIPWEB_DATABASE_URL", short_busy_timeout)
+    get_settings.cache_clear()
+    con = sqlite3.connect(short_busy_timeout.removeprefix("sqlite:///"), isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(SystemExit) as ended:
+            main(["submit", "mlp", "--depth", "2", "--dataset", "digits", "--epochs", "1"])
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert ended.value.code == 1 and "\n" not in err, err
+    assert err.startswith("error: the database at sqlite:") and "locked by another writer; try again" in err

@@ -54,6 +54,7 @@ class Stack:
     broker_url: str | None
     procs: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    overrides: dict[str, str] = field(default_factory=dict)  # SKIPWEB_* settings of this stack's workers
 
     @property
     def data_dir(self) -> Path:
@@ -75,6 +76,7 @@ class Stack:
         )
         if self.broker_url:
             env["SKIPWEB_BROKER_URL"] = self.broker_url
+        env.update(self.overrides)
         return env
 
     def settings(self):
@@ -210,8 +212,8 @@ def _train_loss_steps(db_url: str, run_id: int) -> list[int]:
 
 
 def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator:
-    """make_stack(db="sqlite"|"postgresql"|URL, broker=None|"redis"|"amqp"|URL) -> Stack; workers die at
-    teardown. A database URL (e.g. a private cluster's fresh database) is migrated; a ``redis://`` URL is
+    """make_stack(db="sqlite"|"postgresql"|URL, broker=None|"redis"|"amqp"|URL, env={SKIPWEB_*: ...}) -> Stack;
+    workers die at teardown. A database URL (e.g. a private cluster's fresh database) is migrated; a ``redis://`` URL is
     flushed and used instead of the shared Redis."""
     from db import migrate
     from db.session import dispose_engine
@@ -219,7 +221,7 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
 
     stacks: list[Stack] = []
 
-    def make(db: str = "sqlite", broker: str | None = None) -> Stack:
+    def make(db: str = "sqlite", broker: str | None = None, env: dict[str, str] | None = None) -> Stack:
         if db == "sqlite":
             url = f"sqlite:///{tmp_path / 'skipweb.db'}"
             migrate.upgrade(url)
@@ -252,7 +254,7 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
             if not _port_open(5672):
                 pytest.skip("RabbitMQ is not running at 127.0.0.1:5672; start it: rabbitmq-server -detached")
             broker_url = AMQP_URL
-        stack = Stack(tmp_path, url, broker_url)
+        stack = Stack(tmp_path, url, broker_url, overrides=dict(env or {}))
         # in-process submits read get_settings() (checkpoint dir): point it at this stack
         for k, v in stack.env().items():
             if k.startswith("SKIPWEB_"):

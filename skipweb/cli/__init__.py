@@ -49,4 +49,15 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except Exception as e:  # the database away or locked past its wait: one line, not SQLAlchemy's traceback
+        if not type(e).__module__.startswith("sqlalchemy"):
+            raise
+        from db.retry import cause, transient
+        from db.session import redacted
+        from skipweb.settings import get_settings
+
+        where = redacted(get_settings().db_url)
+        what = "is unavailable or locked by another writer; try again" if transient(e) else "refused the request"
+        typer.echo(f"error: the database at {where} {what} ({cause(e)})", err=True)
+        sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

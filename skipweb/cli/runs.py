@@ -17,17 +17,25 @@ stdout = Console()
 
 
 def open_db(create: bool = False):
-    """The settings' database, schema-checked. The embedded SQLite file is created on first use."""
+    """The settings' database, schema-checked. ``create`` (the long-lived processes: ``worker``, ``up``): the
+    embedded SQLite file is created on first use, and a database that is down or locked is waited for like
+    every other access of a worker (db.retry, the settings' budget, one log line per retry), so a worker
+    started during an outage waits instead of dying at start-up. A one-off command answers at once."""
     from db import migrate
     from db.errors import SchemaError
+    from db.retry import retry
     from skipweb.settings import get_settings
 
     settings = get_settings()
-    if create and settings.database_url is None and migrate.current(settings.db_url) is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        migrate.upgrade(settings.db_url)
-    try:
+
+    def prepare() -> None:
+        if create and settings.database_url is None and migrate.current(settings.db_url) is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            migrate.upgrade(settings.db_url)
         migrate.check(settings.db_url)
+
+    try:
+        retry(prepare, what="opening the database", budget_s=settings.db_retry_seconds if create else 0)
     except SchemaError as e:
         raise UserError(str(e)) from None
     return settings

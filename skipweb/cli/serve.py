@@ -32,7 +32,7 @@ def up(
     workers: Annotated[int | None, typer.Option(min=1, help="CPU worker processes (default: one per core, at "
                                                 "most 8; each gets an equal share of the cores as torch threads)")] = None,
 ) -> None:
-    """Start the workers and the dashboard; print the URL; Ctrl-C stops them all."""
+    """Start the workers and the dashboard; print the URL; Ctrl-C (or SIGTERM, SIGHUP) stops them all."""
     from skipweb.cli.runs import UserError, open_db
     from skipweb.cli.worker import share_of_cores
     from skipweb.passwords import open_door
@@ -47,19 +47,20 @@ def up(
     procs: list[subprocess.Popen] = []
     gpu = not no_worker and workers is None and gpu_machine()
     n = 0 if no_worker else (workers or default_workers())
-    for _ in range(n):  # on a GPU machine one `skipweb worker`, which starts its processes per GPU
-        procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING",
-                                       *([] if gpu else ["--cpu", "--threads", str(share_of_cores(n))])]))  # fmt: skip
-    procs.append(subprocess.Popen([
-        # Streamlit's `streamlit run`, with the pages imported before the first viewer arrives (ui/server.py)
-        sys.executable, "-m", "skipweb.ui.server", "run", str(APP), "--server.address", host, "--server.port", str(port),
-        *SERVER_OPTIONS,
-    ]))
-    console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in {settings.data_dir.resolve()};"
-                  " Ctrl-C stops)")
-    if n and not gpu:
-        console.print(f"{n} CPU worker{'s' if n > 1 else ''} × {share_of_cores(n)} torch threads")
+    stop_on_signals()
     try:
+        for _ in range(n):  # on a GPU machine one `skipweb worker`, which starts its processes per GPU
+            procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING",
+                                           *([] if gpu else ["--cpu", "--threads", str(share_of_cores(n))])]))  # fmt: skip
+        procs.append(subprocess.Popen([
+            # Streamlit's `streamlit run`, with the pages imported before the first viewer arrives (ui/server.py)
+            sys.executable, "-m", "skipweb.ui.server", "run", str(APP), "--server.address", host,
+            "--server.port", str(port), *SERVER_OPTIONS,
+        ]))  # fmt: skip
+        console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in "
+                      f"{settings.data_dir.resolve()}; Ctrl-C stops)")  # fmt: skip
+        if n and not gpu:
+            console.print(f"{n} CPU worker{'s' if n > 1 else ''} × {share_of_cores(n)} torch threads")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         console.print("[red]a skipweb process exited; stopping the others[/]")
@@ -77,6 +78,19 @@ def up(
                 p.kill()
     codes = [p.returncode for p in procs]
     raise typer.Exit(0 if all(c in (0, -signal.SIGTERM, None) for c in codes) else 1)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (what Docker, systemd and `kill` send) and SIGHUP (a closed terminal) stop `up` as Ctrl-C
+    does: they raise KeyboardInterrupt in the main thread, whose handler stops every child."""
+
+    def interrupt(signum: int, _frame) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # a second one must not cut the stopping short
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
 
 
 def gpu_machine() -> bool:

@@ -144,6 +144,9 @@ def start_celery(*, gpu: bool, loglevel: str, threads: int) -> None:
     from skipweb.services.broker import app  # it loads the task bodies (workers.tasks) by name
 
     quiet_root_warning()
+    from skipweb.services import worker_log
+
+    worker_log.install()  # a broker outage: one log line per retry, one when it is back
     app.conf.skipweb_gpu_worker = gpu  # workers.tasks announces the worker's kind (services.presence)
     queues = ",".join(GPU_WORKER_QUEUES if gpu else CPU_WORKER_QUEUES)
     name = f"skipweb-{'gpu' + os.environ.get('CUDA_VISIBLE_DEVICES', '') if gpu else 'cpu'}-{os.getpid()}@%h"

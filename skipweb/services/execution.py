@@ -5,7 +5,7 @@ body runs and sets ``lost`` once a renewal is refused (the sweep took the row ba
 asked for), so the body stops writing; then the outcome is recorded, only if the lease is still held.
 An exception in the body becomes a one-line reason (details go to the worker log). A database that
 stays unreachable past the retry budget (skipweb.errors.Unavailable) hands the row back to the queue
-without counting the attempt. An interrupt (KeyboardInterrupt, SystemExit: a worker shutting down)
+without counting the attempt; the heartbeat goes on until the hand-back or the outcome is written. An interrupt (KeyboardInterrupt, SystemExit: a worker shutting down)
 records nothing: the lease expires and the sweep hands the row to another worker, which resumes it.
 """
 
@@ -106,16 +106,19 @@ def execute_leased(held: Leased, body: Body, interval: float) -> Outcome:
         return Outcome("skipped")
     beat = Heartbeat(held.renew, interval, name=f"heartbeat {held.name}")
     beat.start()
+    # The heartbeat runs until the outcome is written: a worker waiting out an outage to hand its row back
+    # (or to finish it) renews its lease as soon as the database answers, so the sweep never mistakes it
+    # for a dead one and the outage costs no attempt.
     try:
-        status, reason = body(beat.stop)
-    except Unavailable as exc:  # the database stayed away past the retry budget: not the work's fault
-        beat.close()
-        log.warning("%s: %s; handing it back", held.name, exc)
-        reason = str(exc)[:200]
-        return Outcome("handed back", reason, held.hand_back(reason) if held.hand_back else False)
-    except Exception as exc:  # set-up failed, data missing, CUDA error...: a readable reason, not a trace
-        log.exception("%s failed", held.name)
-        status, reason = "failed", one_line(exc)
+        try:
+            status, reason = body(beat.stop)
+        except Unavailable as exc:  # the database stayed away past the retry budget: not the work's fault
+            log.warning("%s: %s; handing it back", held.name, exc)
+            reason = str(exc)[:200]
+            return Outcome("handed back", reason, held.hand_back(reason) if held.hand_back else False)
+        except Exception as exc:  # set-up failed, data missing, CUDA error...: a readable reason, not a trace
+            log.exception("%s failed", held.name)
+            status, reason = "failed", one_line(exc)
+        return Outcome(status, reason, held.finish(status, reason))
     finally:
         beat.close()
-    return Outcome(status, reason, held.finish(status, reason))

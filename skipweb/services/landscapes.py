@@ -89,11 +89,11 @@ def checked_run(db_url: str, run_id: int):
         raise UserError(f"no run {run_id}; see `skipweb status` for run ids")
     if record.status not in FINAL_STATUSES:
         raise UserError(f"run {run_id} is {record.status}, not finished; a landscape needs its final weights")
-    state = checkpoint.load(Path(record.checkpoint_path)) if record.checkpoint_path else None
-    if state is None:
-        raise UserError(
-            f"run {run_id} has no checkpoint (looked in {record.checkpoint_path}); nothing to slice"
-        )
+    directory = Path(record.checkpoint_path) if record.checkpoint_path else None
+    try:  # a damaged or stale checkpoint: one line, never a landscape of the wrong weights
+        state = checkpoint.load_current(directory, record.steps_done, run_id, record.status)
+    except checkpoint.CheckpointError as e:
+        raise UserError(f"{e}; nothing to slice") from None
     return record, state
 
 

@@ -10,6 +10,7 @@ bar as an extra sink, so a CLI run is recorded exactly like a submitted one.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 from pathlib import Path
@@ -54,13 +55,14 @@ def execute_run(
                 why = "cancelled on request" if runs.stop_requested(engine, run_id) else reason
             return runs.finish(engine, run_id, owner, status, why)
 
-        return patiently(write, f"run {run_id}: recording {status}")
+        return patiently(write, f"run {run_id}: recording {status}", math.inf)
 
     def hand_back(reason: str) -> bool:
-        # Tried for as long as the lease stands (after that the sweep requeues the run anyway). The queued
-        # row is published again by the workers' sweep, to the queue it was submitted to.
+        # Tried for as long as this worker lives: its heartbeat keeps the lease meanwhile (execute_leased), so
+        # however long the outage, the sweep does not count it as a dead worker's attempt. The queued row is
+        # published again by the workers' sweep, to the queue it was submitted to.
         return patiently(lambda: runs.hand_back(engine, run_id, owner, f"handed back: {reason}"),
-                         f"run {run_id}: handing back", settings.lease_seconds)  # fmt: skip
+                         f"run {run_id}: handing back", math.inf)  # fmt: skip
 
     def patiently(fn, what: str, budget: float | None = None) -> bool:
         try:
@@ -87,6 +89,7 @@ def execute_run(
             checkpoint_dir=Path(record.checkpoint_path),
             sinks=[DbSink(run_id, db=engine, owner=owner, retry_s=settings.db_retry_seconds), Stop(), *extra_sinks],
         )
+        trainer.generation = record.attempts  # this claim's: a later claim's checkpoints outrank ours
         result = trainer.run()
         if result.status == "cancelled" and not lost.is_set():
             return "cancelled", "cancelled"

@@ -145,7 +145,8 @@ def gallery_section(run) -> None:
         )
         return
     try:
-        images, truths, preds, epoch = data.predictions(run.spec_json, run.checkpoint_path, ckpt.stat().st_mtime)
+        images, truths, preds, epoch = data.predictions(run.spec_json, run.checkpoint_path, ckpt.stat().st_mtime,
+                                                        run=(run.id, run.status, run.steps_done))  # fmt: skip
     except Exception as e:  # a checkpoint from another version, data not on this machine...
         st.warning(
             f"could not draw predictions: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

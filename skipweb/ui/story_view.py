@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from skipweb import charts
+from skipweb.errors import one_line
 from skipweb.facts import CHECKPOINT_NAME
 from skipweb.stories import AGREES, CONTRADICTS, STORIES, Story, StoryView, story_experiment, story_runs
 from skipweb.ui import data
@@ -123,9 +124,9 @@ def gallery(runs: Sequence[tuple[str, Any]]) -> None:
             continue
         try:
             images, truths, pred, _ = data.predictions(r.spec_json, r.checkpoint_path, ckpt.stat().st_mtime,
-                                                  GALLERY_IMAGES)  # fmt: skip
+                                                  GALLERY_IMAGES, (r.id, r.status, r.steps_done))  # fmt: skip
         except Exception as e:  # data not on this machine, a checkpoint from another version...
-            st.caption(f"{name} (run {r.id}): could not predict ({type(e).__name__}).")
+            st.caption(f"{name} (run {r.id}): could not predict ({one_line(e)}).")
             continue
         preds[name] = pred
     if images is None or truths is None or not preds:
