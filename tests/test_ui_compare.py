@@ -115,7 +115,7 @@ def test_compare_experiment_view(trained, monkeypatch):
     assert not at.exception and "dead-unit fraction" in at.get("plotly_chart")[0].proto.spec
     assert dict(at.query_params)["view"] == "blocks"
     at = _run(_compare_app, exp=str(trained["exp"]), view="depth")  # degradation, error vs params
-    assert [("vs depth" in c.proto.spec, "vs parameters" in c.proto.spec) for c in at.get("plotly_chart")] == [
+    assert [("against depth" in c.proto.spec, "against parameters" in c.proto.spec) for c in at.get("plotly_chart")] == [
         (True, False), (False, True)]  # fmt: skip
     at = _run(_compare_app, exp=str(trained["exp"]), x="epoch", smooth="0.5", log="1")
     # Compare links to the projector view of the same selection
