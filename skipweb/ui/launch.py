@@ -400,7 +400,7 @@ def show_launched() -> None:
         link("compare", "Compare them", exp=done["exp"])
     if done["story"]:
         with cols[2]:
-            link("present", "Open the story view", story=done["story"])
+            link("present", "Open the story view", story=done["story"], exp=done["exp"])
 
 
 def demo_box(writable: bool) -> None:

@@ -157,7 +157,6 @@ def page() -> None:
         link("launch", "Launch one")
         return
 
-    story_links([by_id[exp_choice]] if exp_choice is not None else exps)
     if exp_choice is not None:
         experiment_header(by_id[exp_choice])
 
@@ -232,6 +231,8 @@ def live_table(exp_id, family, status, tag, run_every) -> None:
 
     @st.fragment(run_every=run_every)
     def table() -> None:
+        # the story links say how many runs finished: drawn here, so they refresh with the table below
+        story_links([e for e in data.cached_experiments() if exp_id is None or e.id == exp_id])
         runs = data.cached_runs(experiment_id=exp_id, family=family, status=status, tag=tag, limit=PAGE_SIZE,
                                 offset=(page_no - 1) * PAGE_SIZE)  # fmt: skip
         if not runs:
