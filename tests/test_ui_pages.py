@@ -331,6 +331,10 @@ def test_runs_table_shows_statuses_and_progress(trained_env):
     assert by_id.loc[trained_env["running"], "worker"] == "host-b"
     assert by_id.loc[trained_env["failed"], "reason"].startswith("CUDA out of memory")
     assert by_id.loc[trained_env["cancelled"], "status"] == "cancelled"
+    assert by_id.loc[trained_env["cancelled"], "test error"] == "" == by_id.loc[trained_env["running"], "test error"]
+    # what a reader needs first, first: it fits 1280 pixels without scrolling sideways
+    assert list(table.columns)[:9] == ["id", "label", "detail", "status", "progress", "test error", "elapsed", "ETA",
+                                       "reason"]  # fmt: skip
     assert "refreshing every 2 s" in texts(at)  # a run is active
 
 
@@ -590,3 +594,10 @@ def test_hostile_user_text_is_escaped_on_every_page(env):
             assert not bad, f"{name}: {raw!r} reaches markdown unescaped: {bad[0][:200]}"
         if name in ("runs", "run_detail") and query:
             assert "javascript" in texts(at), f"{name}: the hostile text is not shown at all"
+
+
+def test_compare_opens_on_the_only_experiment(env):
+    (rid,) = add(env, [{"dataset": "digits", "epochs": 1, "family": "plain", "depth": 20}], title="only one")
+    at = page_test("compare").run()
+    assert not at.exception and "Pick an experiment" not in texts(at)
+    assert at.query_params["exp"] == "1" and "1 run(s) selected" in texts(at)

@@ -86,6 +86,9 @@ def page() -> None:
         return
     params = {k: st.query_params[k] for k in st.query_params}
     sel = resolve(url, params)
+    if len(exps) == 1 and "exp" not in params and "runs" not in params:
+        sel.experiment_id = exps[0].id  # the only experiment: nothing to pick
+        sel.runs = data.experiment_runs(url, sel.experiment_id)
     for msg in sel.errors:
         st.error(msg)
     for msg in sel.warnings:

@@ -128,7 +128,7 @@ def layers_section(run, layers) -> None:
                     config={"displayModeBar": False})  # fmt: skip
     st.caption(
         "Every probe layer in depth order, top to bottom, one column per stage (a long stage continues in the "
-        "next column); an arc spans the layers each skip connection bridges, ↓2 marks a shortcut where the "
+        "next column); an arc spans the layers each skip connection bridges, a ▼ marks a shortcut where the "
         "resolution halves. Hover a layer for its full name and parameters."
     )
     st.dataframe(
