@@ -235,14 +235,15 @@ def network_map(layers: Sequence[Any], family: str = "", shortcut: str = "A") ->
     ncols = 1 + max(b.col for b in boxes)
     nrows = 1 + max(max(b.row for b in boxes), max(r for _, r, _ in headers))
     width = None if ncols > 4 else max(480, COL_PX * ncols + 60)
-    # the legend above the drawing, in a margin made for as many lines as it can wrap to (below, a wrapped
-    # legend covered the last row: layer1's last block and fc of a resnet-56)
-    top = 12 + LEGEND_LINE_PX * legend_lines([name for name, _, _ in legend], width or LEGEND_MIN_WIDTH)
+    # the legend under the drawing, in a margin made for as many lines as it can wrap to (in a 10-pixel margin
+    # a wrapped legend covered the last row: layer1's last block and fc of a resnet-56)
+    bottom = 12 + LEGEND_LINE_PX * legend_lines([name for name, _, _ in legend], width or LEGEND_MIN_WIDTH)
     fig.update_xaxes(visible=False, range=[-0.1, ncols + 0.05], fixedrange=True)
     fig.update_yaxes(visible=False, range=[nrows + 0.2, -1.0], fixedrange=True)
-    fig.update_layout(height=int(ROW_PX * (nrows + 1) + 40 + top), margin={"l": 5, "r": 5, "t": top, "b": 10},
+    fig.update_layout(height=int(ROW_PX * (nrows + 1) + 50 + bottom),
+                      margin={"l": 5, "r": 5, "t": 10, "b": bottom, "autoexpand": False},
                       plot_bgcolor="white", font={"size": FONT}, hoverlabel={"font": {"size": FONT}},
-                      legend={"orientation": "h", "x": 0, "y": 1, "yanchor": "bottom", "font": {"size": FONT}},
+                      legend={"orientation": "h", "x": 0, "y": 0, "yanchor": "top", "font": {"size": FONT}},
                       width=width)  # fmt: skip
     return fig
 

@@ -103,29 +103,34 @@ def test_deck_cli_writes_what_the_page_downloads_and_it_opens_offline(two, monke
     opened_offline(out, charts=4)  # the depth chart beside each of the three findings, then the curves
 
 
-def opened_offline(path: Path, charts: int) -> None:
+def opened_offline(path: Path, charts: int, browser=None) -> None:
     """Open the file in Chromium with the network off (every request that is not the file itself fails):
-    every chart draws, and nothing was requested."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (scripts/system-deps.sh)")
-    from playwright.sync_api import sync_playwright
+    every chart draws, and nothing was requested. ``browser``: an open Playwright browser to use."""
+    if browser is None:
+        if not Path(CHROMIUM).exists():
+            pytest.skip("Debian chromium is not installed (scripts/system-deps.sh)")
+        from playwright.sync_api import sync_playwright
 
+        with sync_playwright() as pw:
+            launched = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
+                                                                         "--disable-gpu"])  # fmt: skip
+            opened_offline(path, charts, launched)
+            launched.close()
+        return
     asked, errors = [], []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1280, "height": 720}, offline=True)
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                      else (asked.append(route.request.url), route.abort()))  # fmt: skip
-        page = context.new_page()
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("requestfailed", lambda r: asked.append(r.url))
-        page.goto(path.resolve().as_uri())
-        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
-                               timeout=60_000)  # fmt: skip
-        assert page.locator(".js-plotly-plot").count() == charts
-        page.screenshot(path=str(path.with_suffix(".png")))
-        page.keyboard.press("ArrowRight")  # the arrow keys step to the next screen
-        page.wait_for_function("window.scrollY > 0", timeout=10_000)
-        page.screenshot(path=str(path.with_name(path.stem + "-finding-1.png")))
-        browser.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, offline=True)
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                  else (asked.append(route.request.url), route.abort()))  # fmt: skip
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: asked.append(r.url))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
+                           timeout=60_000)  # fmt: skip
+    assert page.locator(".js-plotly-plot").count() == charts
+    page.screenshot(path=str(path.with_suffix(".png")))  # kept beside the deck
+    page.keyboard.press("ArrowRight")  # the arrow keys step to the next screen
+    page.wait_for_function("window.scrollY > 0", timeout=10_000)
+    page.screenshot(path=str(path.with_name(path.stem + "-finding-1.png")))
+    context.close()
     assert not asked and not errors, (asked, errors)

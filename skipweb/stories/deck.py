@@ -22,6 +22,7 @@ from skipweb.stories.base import Story, StoryView
 COLORS = {"agrees": "#1a7f37", "contradicts": "#cf222e", "inconclusive": "#57606a"}
 CHART_HEIGHT = 440  # fits a 720-pixel-high screen under a finding's verdict and sentence
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
+TEMPLATE = "plotly_white"
 
 _CSS = """
 body {font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328;}
@@ -80,6 +81,8 @@ def _chart(fig: go.Figure, n: int) -> str:
     """A copy of the figure as the Present page styles it, as an HTML fragment; plotly.js inlined with the
     first one only. Fixed ids keep the bytes the same from one call to the next."""
     fig = charts.for_projector(go.Figure(fig), size=16, height=CHART_HEIGHT)
+    # a template by name: the default is "streamlit" inside the dashboard and "plotly" in the CLI
+    fig.update_layout(template=TEMPLATE)
     return fig.to_html(include_plotlyjs=n == 0, full_html=False, div_id=f"chart-{n}", config=CHART_CONFIG)
 
 

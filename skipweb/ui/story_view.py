@@ -23,7 +23,7 @@ from skipweb.ui import data
 from skipweb.ui.common import colorize, escape_md, link, run_context
 
 GALLERY_IMAGES = 4
-SLIDE_CHART_HEIGHT = 430  # under the verdict and its sentence, within a 1280×720 screen
+SLIDE_CHART_HEIGHT = 400  # under the verdict and its sentence, within a 1280×720 screen
 
 # static, written here; never interpolated with user input. A finding's verdict is a keyed container
 # (``st-key-verdict-<verdict>-<i>``): the largest text of its row, white on the verdict's colour.
@@ -33,7 +33,7 @@ _CSS = """
 [class*="st-key-verdict-agrees"] {background: #1a7f37;}
 [class*="st-key-verdict-contradicts"] {background: #cf222e;}
 .block-container [class*="st-key-verdict-"] p {color: white !important; font-size: 2.3rem !important;
-  font-weight: 700; text-align: center; margin: 0; white-space: nowrap;}
+  font-weight: 700; text-align: center; margin: 0; padding: 0.15rem 0; line-height: 1.3; white-space: nowrap;}
 </style>
 """
 
