@@ -111,7 +111,7 @@ def landscape_figures(
         "zaxis": {"range": [zmin, zmax + 0.05 * (zmax - zmin)]},
         "aspectmode": "manual",
         "aspectratio": {"x": 1, "y": 1, "z": 0.6},
-        "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 0.8}},
+        "camera": {"eye": {"x": 1.9, "y": 1.9, "z": 1.0}},
     }
     surfaces.update_layout(
         coloraxis={"colorscale": COLORSCALE, "cmin": zmin, "cmax": zmax, "colorbar": {"title": title}},
