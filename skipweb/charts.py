@@ -23,6 +23,7 @@ from plotly.colors import qualitative, sequential
 from plotly.subplots import make_subplots
 
 from skipweb.charts_network import block_of
+from skipweb.facts import metric_name
 
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Dark2
 X_AXES = ("step", "epoch", "wall", "samples")
@@ -259,7 +260,8 @@ def curves(
             x=dx, y=dy, mode="lines+markers" if len(dx) <= 30 else "lines", name=name, line={"color": color, "width": 2, "dash": dashes.get(label, "solid")},
             legendgroup=name
         )
-    _layout(fig, key, X_TITLES[x], key).update_layout(hovermode="x unified")
+    name = metric_name(key)
+    _layout(fig, name, X_TITLES[x], name).update_layout(hovermode="x unified")
     if log_y:
         log_axis(fig, [t.y for t in fig.data if t.y is not None])
     return webgl(fig)
@@ -346,7 +348,7 @@ def grad_heatmaps(
                 z=zb,
                 coloraxis="coloraxis",
                 name=lab,
-                hovertemplate=f"{lab}<br>step %{{x}}<br>layer %{{y}}<br>log10 {stat} %{{z:.2f}}"
+                hovertemplate=f"{lab}<br>step %{{x}}<br>layer %{{y}}<br>log10 {metric_name(stat)} %{{z:.2f}}"
                 "<extra></extra>",
             ),
             row=1,
@@ -367,9 +369,9 @@ def grad_heatmaps(
             )  # fmt: skip
         fig.update_xaxes(title_text="step", row=1, col=i)
     fig.update_yaxes(title_text="probe layer (input → output)", row=1, col=1)
-    bar = {"title": {"text": f"log10 {stat}"}}
+    bar = {"title": {"text": f"log10 {metric_name(stat)}"}}
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": zmin, "cmax": zmax, "colorbar": bar})
-    title = f"{stat} per layer over training (orange bar = a skip-bridged block)"
+    title = f"{metric_name(stat)} per layer over training (orange bar = a skip-bridged block)"
     return fig.update_layout(title=title, margin={"t": 70, "l": 60, "r": 20, "b": 50})
 
 
@@ -412,5 +414,6 @@ def grad_vs_depth(
             name=f"{lab} (step {int(steps[i])})",
             line={"color": colors.get(lab, PALETTE[0])},
         )
-    _layout(fig, f"{stat} vs layer at step ≈ {int(step)}", "probe layer (input → output)", stat)
+    name = metric_name(stat)
+    _layout(fig, f"{name} per layer at step ≈ {int(step)}", "probe layer (input → output)", name)
     return log_axis(fig, [t.y for t in fig.data])

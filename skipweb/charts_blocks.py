@@ -99,7 +99,8 @@ def block_heatmaps(series: Mapping[str, Any], view: str, *, max_cols: int = MAX_
             # e.g. the skip/branch ratio of a net without skips: a labelled empty panel, not empty axes
             # centred on this panel in paper coordinates: a panel without traces has no axes to refer to
             lo, hi = fig.layout["xaxis" if i == 1 else f"xaxis{i}"].domain
-            fig.add_annotation(text=f"not defined for this net<br>({NOT_DEFINED.get(view, 'no data')})",
+            # three short lines: side by side panels are narrow, and one long line ran into the next panel's
+            fig.add_annotation(text=f"not defined<br>for this net<br>({NOT_DEFINED.get(view, 'no data')})",
                                showarrow=False, xref="paper", yref="paper", x=(lo + hi) / 2, y=0.5)  # fmt: skip
             fig.update_xaxes(visible=False, row=1, col=i)
             continue

@@ -102,11 +102,16 @@ def landscape_figures(
             row=1,
             col=i,
         )
+    # a flatter box seen from further away: with the default camera the highest corners left the scene at the
+    # top; the z range has headroom for the same reason
     scene = {
         "xaxis_title": "direction 1",
         "yaxis_title": "direction 2",
         "zaxis_title": title,
-        "zaxis": {"range": [zmin, zmax]},
+        "zaxis": {"range": [zmin, zmax + 0.05 * (zmax - zmin)]},
+        "aspectmode": "manual",
+        "aspectratio": {"x": 1, "y": 1, "z": 0.6},
+        "camera": {"eye": {"x": 1.9, "y": 1.9, "z": 1.0}},
     }
     surfaces.update_layout(
         coloraxis={"colorscale": COLORSCALE, "cmin": zmin, "cmax": zmax, "colorbar": {"title": title}},

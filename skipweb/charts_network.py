@@ -234,10 +234,31 @@ def network_map(layers: Sequence[Any], family: str = "", shortcut: str = "A") ->
                                          "line": {"color": color if symbol == "line-ns" else "#888", "width": 2}}))  # fmt: skip
     ncols = 1 + max(b.col for b in boxes)
     nrows = 1 + max(max(b.row for b in boxes), max(r for _, r, _ in headers))
+    width = None if ncols > 4 else max(480, COL_PX * ncols + 60)
+    # the legend under the drawing, in a margin made for as many lines as it can wrap to (in a 10-pixel margin
+    # a wrapped legend covered the last row: layer1's last block and fc of a resnet-56)
+    bottom = 12 + LEGEND_LINE_PX * legend_lines([name for name, _, _ in legend], width or LEGEND_MIN_WIDTH)
     fig.update_xaxes(visible=False, range=[-0.1, ncols + 0.05], fixedrange=True)
     fig.update_yaxes(visible=False, range=[nrows + 0.2, -1.0], fixedrange=True)
-    fig.update_layout(height=int(ROW_PX * (nrows + 1) + 90), margin={"l": 5, "r": 5, "t": 10, "b": 10},
+    fig.update_layout(height=int(ROW_PX * (nrows + 1) + 50 + bottom),
+                      margin={"l": 5, "r": 5, "t": 10, "b": bottom, "autoexpand": False},
                       plot_bgcolor="white", font={"size": FONT}, hoverlabel={"font": {"size": FONT}},
-                      legend={"orientation": "h", "y": -0.01, "yanchor": "top", "font": {"size": FONT}},
-                      width=None if ncols > 4 else max(480, COL_PX * ncols + 60))  # fmt: skip
+                      legend={"orientation": "h", "x": 0, "y": 0, "yanchor": "top", "font": {"size": FONT}},
+                      width=width)  # fmt: skip
     return fig
+
+
+LEGEND_LINE_PX = 22
+LEGEND_MIN_WIDTH = 600  # the narrowest a stretched chart gets on a 1280-pixel screen's Run detail page
+
+
+def legend_lines(names: Sequence[str], width: int) -> int:
+    """How many lines a horizontal legend of ``names`` takes in ``width`` pixels (generous: ~7 px a character
+    at FONT, 45 px for the symbol and gap), so the margin above the drawing always holds it."""
+    lines, used = 1, 0
+    for name in names:
+        w = 45 + 7 * len(name)
+        if used and used + w > width - 10:
+            lines, used = lines + 1, 0
+        used += w
+    return lines

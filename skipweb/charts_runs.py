@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from skipweb.charts import _layout, color_map, log_axis
-from skipweb.facts import Metric
+from skipweb.facts import Metric, metric_name
 
 
 def _agg(rows: pd.DataFrame | Sequence[Mapping[str, Any]], by: list[str]) -> pd.DataFrame:
@@ -41,7 +41,8 @@ def final_error_vs_depth(rows, metric: str = Metric.TEST_ERROR) -> go.Figure:
     y = mean over seeds with std error bars."""
     agg = _agg(rows, ["family", "depth"])
     hover = "depth %{x}<br>%{y:.4f} (n=%{text})"
-    return _family_lines(agg, "depth", f"final {metric} vs depth", "depth", f"final {metric}", hover)
+    name = metric_name(metric, final=True)
+    return _family_lines(agg, "depth", f"{name} against depth", "depth", name, hover)
 
 
 def error_vs_params(rows, metric: str = Metric.TEST_ERROR) -> go.Figure:
@@ -50,9 +51,8 @@ def error_vs_params(rows, metric: str = Metric.TEST_ERROR) -> go.Figure:
     df = df.dropna(subset=["params"]) if not df.empty else df
     agg = _agg(df, ["family", "label", "params"])
     hover = "%{text}<br>%{x:,} params<br>%{y:.4f}"
-    fig = _family_lines(
-        agg, "params", f"final {metric} vs parameters", "parameters (log)", f"final {metric}", hover
-    )
+    name = metric_name(metric, final=True)
+    fig = _family_lines(agg, "params", f"{name} against parameters", "parameters (log)", name, hover)
     return log_axis(fig, [t.x for t in fig.data if t.x is not None], axis="x")
 
 

@@ -41,6 +41,37 @@ def split_key(split: str, score: str) -> str:
     return f"{split}/{score}"
 
 
+# ---- what a person reads for each key: every chart title, axis, picker and table uses metric_name -------------
+METRIC_NAMES = {
+    Metric.TRAIN_LOSS: "training loss (per batch)",
+    Metric.TRAIN_ERROR: "training error (per batch)",
+    Metric.LR: "learning rate",
+    Metric.SAMPLES_PER_S: "throughput (samples/s)",
+    Metric.EPOCH_TRAIN_LOSS: "training loss (epoch mean)",
+    Metric.EPOCH_TRAIN_ERROR: "training error (epoch mean)",
+    Metric.EPOCH_TIME: "time per epoch (s)",
+    "grad_norm": "gradient norm",
+    "weight_norm": "weight norm",
+    "update_ratio": "update/weight ratio",
+}
+SPLIT_NAMES = {"test": "test", "val": "validation", "train": "training"}
+SCORE_NAMES = {"error": "error", "loss": "loss", "miou": "mIoU", "dice": "Dice", "pixel_acc": "pixel accuracy",
+               "accuracy": "accuracy"}  # fmt: skip
+
+
+def metric_name(key: str, *, final: bool = False) -> str:
+    """``epoch/train_error`` → ``training error (epoch mean)``; ``final``: its value at the end of training,
+    ``training error, last epoch``. An evaluation key ``<split>/<score>`` reads ``validation mIoU``; a key
+    nobody named yet is shown as it is."""
+    name = METRIC_NAMES.get(key)
+    if name is None:
+        split, _, score = key.partition("/")
+        name = f"{SPLIT_NAMES[split]} {SCORE_NAMES[score]}" if split in SPLIT_NAMES and score in SCORE_NAMES else key
+    if final:
+        name = name.replace(" (epoch mean)", "").replace(" (per batch)", "") + ", last epoch"
+    return name
+
+
 # the held-out error a table shows for a run, in order of preference (classification, then validation)
 ERROR_KEYS = (Metric.TEST_ERROR, Metric.VAL_ERROR)
 

@@ -4,6 +4,7 @@ finish on the Runs page, open Compare and Present, and save screenshots (docs/sc
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -153,7 +154,143 @@ def test_launch_watch_compare_present(stack, monkeypatch, request):
         time.sleep(2)
         page.screenshot(path=str(SHOTS / "story.png"), full_page=True)
         assert not page.get_by_text("Traceback").count()
+        assert f"exp={exp}" in page.url  # the Launch link pinned the experiment it announced
+
+        present_a_story(browser, url, data, exp)
+        first_hour(browser, url, db_url, data, exp, records)
         browser.close()
+
+
+SCREEN = {"width": 1280, "height": 720}  # a projector, and the issue's new user's laptop
+
+
+def present_a_story(browser, url: str, data: Path, exp: int) -> None:
+    """Issue 24, the presenter: the verdict is the largest text; slide mode fits one finding and its chart on
+    a 1280×720 screen and steps with the arrow keys; the page's deck equals the CLI's and opens offline."""
+    from test_present_story import opened_offline
+
+    page = browser.new_page(viewport=SCREEN, accept_downloads=True)
+    page.goto(f"{url}/present?story=degradation&exp={exp}")
+    page.locator('[class*="st-key-verdict-"]').first.wait_for(timeout=120_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    time.sleep(2)
+    page.screenshot(path=str(SHOTS / "story-first-screen.png"))
+    verdict, other = page.evaluate("""() => {
+        const px = e => parseFloat(getComputedStyle(e).fontSize);
+        const v = [...document.querySelectorAll('[class*="st-key-verdict-"] p')].map(px);
+        const o = [...document.querySelectorAll('.block-container p')].filter(e => !e.closest('[class*="st-key-verdict-"]')).map(px);
+        return [Math.min(...v), Math.max(...o)]; }""")  # fmt: skip
+    assert verdict > other, (verdict, other)
+    with page.expect_download() as got:
+        page.get_by_role("button", name=re.compile("Download as a deck")).click()
+    downloaded = Path(got.value.path()).read_bytes()
+    (data / "deck-downloaded.html").write_bytes(downloaded)
+    deck = data / "deck.html"
+    env = {**os.environ, "SKIPWEB_DATA_DIR": str(data)}
+    env.pop("SKIPWEB_DATABASE_URL", None)
+    cli = subprocess.run([sys.executable, "-m", "skipweb", "story", "degradation", "--exp", str(exp), "--html",
+                          str(deck)], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert deck.read_bytes() == downloaded, f"compare {deck} with {data / 'deck-downloaded.html'}"  # the same deck
+    opened_offline(deck, charts=4, browser=browser)  # the depth chart beside each finding, then the curves
+    for shot in ("deck.png", "deck-finding-1.png"):
+        (SHOTS / shot).write_bytes((data / shot).read_bytes())
+
+    page.goto(f"{url}/present?story=degradation&exp={exp}&slide=2")
+    chart = page.locator(".js-plotly-plot").first
+    chart.wait_for(timeout=120_000)
+    time.sleep(2)
+    page.screenshot(path=str(SHOTS / "slide-2.png"))
+    box = chart.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= SCREEN["height"], box  # one screen, no scrolling
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => location.search.includes('slide=3')", timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    time.sleep(2)
+    page.screenshot(path=str(SHOTS / "slide-3.png"))
+    assert not page.get_by_text("Traceback").count()
+    page.close()
+
+
+def first_hour(browser, url: str, db_url: str, data: Path, exp: int, records) -> None:
+    """Issue 24, the first hour: a bad number is refused; every family's deepest network map is whole;
+    no overlapping labels; the Runs page fits 1280 pixels; Present keeps Compare's tab."""
+    from db import runs
+
+    page = browser.new_page(viewport=SCREEN)
+    page.goto(url + "/launch")
+    page.get_by_role("button", name="Degradation", exact=True).click()
+    before = len(runs.list_runs(db_url))
+    lr = page.get_by_label("Learning rate")
+    lr.fill("-1")
+    lr.press("Tab")
+    wait_text(page, "Learning rate must be between 1e-06 and 10; got -1", 60)
+    page.screenshot(path=str(SHOTS / "launch-bad-lr.png"), full_page=True)
+    assert not page.get_by_role("button", name="Launch", exact=True).count()
+    assert len(runs.list_runs(db_url)) == before  # nothing queued
+
+    for family, rid in deepest_networks(db_url).items():
+        page.goto(f"{url}/run?run={rid}")
+        drawing = page.locator(".st-key-network-map .js-plotly-plot")
+        drawing.wait_for(timeout=120_000)
+        drawing.scroll_into_view_if_needed()
+        time.sleep(1)
+        drawing.screenshot(path=str(SHOTS / f"network-{family}.png"))
+    _compute_landscapes(data, records)
+    for view, plots in (("blocks", 2), ("landscape", 2)):
+        page.goto(f"{url}/compare?exp={exp}&view={view}")
+        page.locator(".js-plotly-plot").nth(plots - 1).wait_for(timeout=120_000)
+        time.sleep(2)
+        for i in range(plots):  # each chart whole (the page scrolls inside Streamlit's own container)
+            page.locator(".js-plotly-plot").nth(i).screenshot(path=str(SHOTS / f"compare-{view}-{i + 1}.png"))
+    page.goto(f"{url}/compare?exp={exp}&view=gradients")
+    present = page.get_by_role("link", name="Present this view")
+    present.wait_for(timeout=60_000)
+    assert "view=gradients" in (present.get_attribute("href") or "")
+    page.goto(f"{url}/runs?exp={exp}")
+    wait_text(page, "succeeded", 60)
+    time.sleep(2)
+    page.screenshot(path=str(SHOTS / "runs-1280.png"))
+    assert not page.get_by_text("Traceback").count()
+    page.close()
+
+
+def deepest_networks(db_url: str) -> dict[str, int]:
+    """A run per family at the deepest depth the Launch page offers, with its probe layers recorded as a
+    worker records them (nothing trains: the network map needs only the layers)."""
+    from db import experiments, runs
+    from skipweb.data import get_dataset_info
+    from skipweb.grid import row
+    from skipweb.models import get_info, get_model, list_models
+    from skipweb.spec import RunSpec
+    from skipweb.ui.launch import DEPTH_LIMIT
+
+    exp = experiments.create_experiment(db_url, "network maps")
+    out = {}
+    for family in list_models():
+        info = get_info(family)
+        depth = max(set(info.valid_depths({}, DEPTH_LIMIT)) | set(info.example_depths))
+        ds = get_dataset_info("shapes" if info.task != "classification" else "digits")
+        spec = RunSpec.parse({"dataset": ds.name, "family": family, "depth": depth, "epochs": 1, "device": "cpu"})
+        # the layers do not depend on the image size, but a U-Net's depth needs 2**depth to divide it
+        model = get_model(family, depth=depth, in_channels=ds.in_channels, num_classes=ds.num_classes,
+                          image_size=max(ds.image_size, 2**depth if family == "unet" else 0))  # fmt: skip
+        (rid,) = runs.add_runs(db_url, exp, [row(spec)])
+        assert runs.claim(db_url, rid, "netmap")
+        runs.set_info(db_url, rid, params=None, flops=None, device="cpu", torch_version=None, total_steps=1,
+                      probe_layers=[layer for layer, _ in model.probe_modules()], owner="netmap")  # fmt: skip
+        assert runs.finish(db_url, rid, "netmap", "succeeded")
+        out[f"{family}-{depth}"] = rid
+    return out
+
+
+def _compute_landscapes(data: Path, records) -> None:
+    from skipweb.services.landscapes import compute_and_store
+    from skipweb.settings import get_settings
+
+    for r in records:
+        if r.label in ("plain-20", "resnet-20") and r.seed == 0:
+            compute_and_store(get_settings(), r.id, grid=5, range_=1.0, subset=64, seed=0)
 
 
 def _celery(data: Path):

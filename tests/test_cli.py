@@ -19,10 +19,14 @@ def sw(*args: str, tmp_path) -> subprocess.CompletedProcess:
 def test_models_lists_every_family(tmp_path):
     from skipweb.models import list_models
 
-    out = sw("models", tmp_path=tmp_path)
+    out = subprocess.run([sys.executable, "-m", "skipweb", "models"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "SKIPWEB_DATA_DIR": str(tmp_path / "sw"), "COLUMNS": "80"})  # fmt: skip
     assert out.returncode == 0
     for name in list_models():
-        assert name in out.stdout
+        assert f"{name} (" in out.stdout
+    words = out.stdout.split()  # at 80 columns lines break between words, never inside one
+    assert "zero_init_residual=False|True," in words and "kaiming|xavier|small" in out.stdout
+    assert max(map(len, out.stdout.splitlines())) <= 80
 
 
 def test_describe_json(tmp_path):
@@ -128,6 +132,8 @@ def test_submit_status_cancel_export(tmp_path):
     assert sw("cancel", str(sub["run_ids"][0]), tmp_path=tmp_path).returncode == 0
     st = json.loads(sw("status", str(sub["run_ids"][0]), "--json", tmp_path=tmp_path).stdout)
     assert st["status"] == "cancelled" and st["reason"]
+    never = sw("landscape", str(sub["run_ids"][0]), tmp_path=tmp_path)  # cancelled while queued
+    assert never.returncode != 0 and "was cancelled before it started: it never ran" in never.stderr, never.stderr
     again = sw("cancel", str(sub["run_ids"][0]), tmp_path=tmp_path)
     assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
 
@@ -152,6 +158,8 @@ def test_submit_status_cancel_export(tmp_path):
     first = df.iloc[0]
     assert (first.dataset, first.epochs, first.batch_size) == ("digits", 1, 32) and first.lr == 0.025
     assert json.loads(first.spec)["family"] == "mlp" and "width" in json.loads(first.options)
+    rows = json.loads((tmp_path / "m.json").read_text())  # JSON keeps them as objects, not strings of JSON
+    assert rows[0]["spec"]["family"] == "mlp" and "width" in rows[0]["options"] and len(rows) == len(df)
 
     # --probes adds every per-layer probe statistic, equal to what the charts read
     from db.metrics import read_grad, read_probe_layers

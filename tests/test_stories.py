@@ -379,10 +379,12 @@ def test_present_story_shows_the_computed_findings(digits, monkeypatch) -> None:
     text = shown(at)
     story = get_story("degradation")
     assert story.title in text and "https://arxiv.org/abs/1512.03385" in text
-    for f in build(url, "degradation").findings:
+    found = build(url, "degradation").findings
+    for f in found:
         assert f.text in text
-        color = {AGREES: "green", CONTRADICTS: "red"}.get(f.verdict, "gray")
-        assert f"#### :{color}-badge[{f.verdict}]\n{f.text}" in text  # a large badge, then the sentence
+    # each verdict its own element (large and coloured by its key, st-key-verdict-<verdict>), then its sentence
+    values = [m.value for m in at.markdown]
+    assert [values[values.index(f.text) - 1] for f in found] == [f.verdict for f in found]
     exp = story_experiment(url, "degradation")
     assert f"Computed from experiment #{exp.id}" in text
     assert story.recipe_note in text and "Seeds 0, 1, 2" in story.recipe_note
@@ -407,7 +409,9 @@ def test_present_unknown_story_and_index(tmp_path: Path, monkeypatch) -> None:
     at = app(monkeypatch, url, tmp_path, story="gates")
     text = shown(at)
     assert not at.exception and "No experiment is tagged `story:gates` yet" in text
-    assert ":gray-badge[inconclusive]\nCannot test resnet-20 against highway-20 yet" in text
+    values = [m.value for m in at.markdown]
+    first = next(i for i, v in enumerate(values) if v.startswith("Cannot test resnet-20 against highway-20 yet"))
+    assert values[first - 1] == "inconclusive"
 
 
 def test_launch_story_preset_tags_and_titles_the_experiment(tmp_path: Path, monkeypatch) -> None:

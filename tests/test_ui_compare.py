@@ -109,18 +109,21 @@ def test_compare_experiment_view(trained, monkeypatch):
     at = _run(_compare_app, exp=str(trained["exp"]), x="epoch", smooth="0.5", log="1", view="blocks")
     assert not at.exception and at.radio(key="cmp_block_view").value == "ratio"
     specs = [c.proto.spec for c in at.get("plotly_chart")]
-    assert "log10 skip" in specs[0] and "not defined for this net" in specs[0]
+    assert "log10 skip" in specs[0] and "not defined\\u003cbr\\u003efor this net" in specs[0]
     assert '"type":"heatmap"' in specs[0].replace(" ", "") and "gradient ratio per block" in specs[1]
     at.radio(key="cmp_block_view").set_value("act_dead").run()
     assert not at.exception and "dead-unit fraction" in at.get("plotly_chart")[0].proto.spec
     assert dict(at.query_params)["view"] == "blocks"
     at = _run(_compare_app, exp=str(trained["exp"]), view="depth")  # degradation, error vs params
-    assert [("vs depth" in c.proto.spec, "vs parameters" in c.proto.spec) for c in at.get("plotly_chart")] == [
+    assert [("against depth" in c.proto.spec, "against parameters" in c.proto.spec) for c in at.get("plotly_chart")] == [
         (True, False), (False, True)]  # fmt: skip
     at = _run(_compare_app, exp=str(trained["exp"]), x="epoch", smooth="0.5", log="1")
     # Compare links to the projector view of the same selection
     present = [m.value for m in at.markdown if "./present?" in m.value]
     assert present and f"exp={trained['exp']}" in present[0] and "x=epoch" in present[0], present
+    tab = _run(_compare_app, exp=str(trained["exp"]), view="gradients")  # the open tab travels to Present
+    present = [m.value for m in tab.markdown if "./present?" in m.value]
+    assert present and "view=gradients" in present[0], present
     # the URL reproduces the view: widget state came from it and was written back
     assert at.session_state["cmp_x"] == "epoch" and at.session_state["cmp_smooth"] == 0.5
     assert at.session_state["cmp_log"] is True
@@ -190,7 +193,9 @@ def test_present_blocks_chart(trained, monkeypatch):
     at = _run(_present_app, exp=str(trained["exp"]), charts="blocks")
     assert not at.exception and not at.warning
     (chart,) = at.get("plotly_chart")
-    assert "log10 skip" in chart.proto.spec and "not defined for this net" in chart.proto.spec
+    assert "log10 skip" in chart.proto.spec and "not defined\\u003cbr\\u003efor this net" in chart.proto.spec
+    at = _run(_present_app, exp=str(trained["exp"]), view="gradients")  # Compare's open tab, without charts=
+    assert not at.exception and not at.warning and len(at.get("plotly_chart")) == 2  # heatmaps, depth profile
 
 
 def test_present_leaves_the_figures_viewers_share_unchanged(trained, monkeypatch):

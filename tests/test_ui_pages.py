@@ -259,6 +259,33 @@ def test_bad_seeds_show_one_line_error_and_create_nothing(env):
     assert count_runs(env) == 0
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("launch_lr", -1.0, "Learning rate must be between 1e-06 and 10; got -1. Nothing was queued."),
+    ("launch_epochs", 0, "Epochs must be between 1 and 10,000; got 0. Nothing was queued."),
+    ("launch_batch_size", 100_000, "Batch size must be between 1 and 65,536; got 100000. Nothing was queued."),
+])  # fmt: skip
+def test_out_of_range_numbers_are_refused_not_replaced(env, field, value, message):
+    """The widgets keep no min/max of their own (the browser kept the old value, which then launched): an
+    out-of-range number reaches the page, which refuses it in one line naming the field and the range."""
+    at = page_test("launch").run()
+    at.button(key="preset_Degradation").click().run()
+    assert at.number_input(key=field).min is None and at.number_input(key=field).max is None
+    at.number_input(key=field).set_value(value).run()
+    assert not at.exception and [e.value for e in at.error] == [message]
+    assert not [b for b in at.button if b.key == "launch_go"] and count_runs(env) == 0
+
+
+def test_bad_seed_names_the_field_and_options_read_as_words(env):
+    at = page_test("launch").run()
+    at.button(key="preset_MLP residual").click().run()
+    assert at.multiselect(key="launch_opt_no_skip").label == "no skip (the plain twin)"
+    assert at.multiselect(key="launch_opt_zero_init_residual").label == "zero-init residual branch"
+    at.text_input(key="launch_seeds").input("0,abc").run()
+    assert not at.exception and [e.value for e in at.error] == [
+        "Seeds: 'abc' is not a valid int (comma-separated whole numbers, e.g. 0,1,2)"]
+    assert count_runs(env) == 0
+
+
 def test_invalid_combination_shows_error(env):
     at = page_test("launch").run()
     at.button(key="preset_MLP residual").click().run()
@@ -304,6 +331,10 @@ def test_runs_table_shows_statuses_and_progress(trained_env):
     assert by_id.loc[trained_env["running"], "worker"] == "host-b"
     assert by_id.loc[trained_env["failed"], "reason"].startswith("CUDA out of memory")
     assert by_id.loc[trained_env["cancelled"], "status"] == "cancelled"
+    assert by_id.loc[trained_env["cancelled"], "test error"] == "" == by_id.loc[trained_env["running"], "test error"]
+    # what a reader needs first, first: it fits 1280 pixels without scrolling sideways
+    assert list(table.columns)[:9] == ["id", "label", "detail", "status", "progress", "test error", "elapsed", "ETA",
+                                       "reason"]  # fmt: skip
     assert "refreshing every 2 s" in texts(at)  # a run is active
 
 
@@ -563,3 +594,10 @@ def test_hostile_user_text_is_escaped_on_every_page(env):
             assert not bad, f"{name}: {raw!r} reaches markdown unescaped: {bad[0][:200]}"
         if name in ("runs", "run_detail") and query:
             assert "javascript" in texts(at), f"{name}: the hostile text is not shown at all"
+
+
+def test_compare_opens_on_the_only_experiment(env):
+    (rid,) = add(env, [{"dataset": "digits", "epochs": 1, "family": "plain", "depth": 20}], title="only one")
+    at = page_test("compare").run()
+    assert not at.exception and "Pick an experiment" not in texts(at)
+    assert at.query_params["exp"] == "1" and "1 run(s) selected" in texts(at)

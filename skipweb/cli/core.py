@@ -21,14 +21,12 @@ def models() -> None:
     # help: skipweb.cli.lazy.COMMANDS
     from skipweb.models import get_info, list_models
 
-    table = Table(title="skipweb model families")
-    for col in ("family", "task", "depths", "options", "summary"):
-        table.add_column(col, overflow="fold")
+    # one block per family, not a five-column table: at 80 columns the table folded words in the middle
     for name in list_models():
         info = get_info(name)
         opts = ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in info.options.items())
-        table.add_row(name, info.task, info.depth_rule, opts, info.summary)
-    stdout.print(table)
+        stdout.print(f"{name} ({info.task}): {info.summary}", style="bold", highlight=False, markup=False)
+        stdout.print(f"  depths: {info.depth_rule}\n  options: {opts}\n", highlight=False, markup=False)
 
 
 def describe(

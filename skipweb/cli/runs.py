@@ -173,10 +173,17 @@ def export(
                    "spec": r.spec_json} for r in records}  # fmt: skip
     for col in ("label", "family", "depth", "seed", "status", *SPEC_COLUMNS, "options", "spec"):
         df[col] = df["run_id"].map(lambda i, c=col: info[i][c])
+
+    def as_json() -> None:  # options and spec as JSON objects, not strings holding JSON
+        rows = json.loads(df.to_json(orient="records"))
+        for row in rows:
+            row["options"], row["spec"] = json.loads(row["options"]), json.loads(row["spec"])
+        output.write_text(json.dumps(rows), encoding="utf-8")
+
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         {"csv": lambda: df.to_csv(output, index=False), "parquet": lambda: df.to_parquet(output, index=False),
-         "json": lambda: df.to_json(output, orient="records")}[fmt]()
+         "json": as_json}[fmt]()
     except OSError as e:
         raise UserError(f"cannot write {output}: {e.strerror or e}") from None
     stdout.print(f"wrote {len(df)} rows from {len(records)} runs to {output}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,8 @@ def story(
     exp: Annotated[int | None, typer.Option("--exp", min=1, max=MAX_ID,
                                             help="experiment id (default: the newest tagged story:KEY)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    deck: Annotated[Path | None, typer.Option("--html", help="also write the story as one self-contained HTML "
+                                              "deck (charts and plotly.js inlined: opens offline)")] = None,
 ) -> None:
     """A story's findings, computed from its experiment's runs (as /present?story=KEY shows them)."""
     from db.experiments import get_experiment
@@ -39,6 +42,8 @@ def story(
         exp_id = found.id if found else None
     runs = story_runs(settings.db_url, exp_id) if exp_id is not None else []
     view = chosen.build(settings.db_url, runs)
+    if deck is not None:
+        write_deck(deck, chosen, view, get_experiment(settings.db_url, exp_id) if exp_id is not None else None, runs)
     findings = [{"verdict": f.verdict, "text": f.text, "values": {k: _finite(v) for k, v in f.values.items()}}
                 for f in view.findings]  # fmt: skip
     if as_json:
@@ -48,6 +53,22 @@ def story(
     stdout.print(f"[bold]{chosen.title}[/bold] ({where})", highlight=False)
     for f in findings:
         stdout.print(f"- [{f['verdict']}] {f['text']}", highlight=False, markup=False)
+
+
+def write_deck(path: Path, story, view, exp, runs) -> None:
+    """The deck the Present page's "Download as a deck" button gives, written to ``path``."""
+    from skipweb.stories.deck import deck_html
+
+    if str(path) in ("", ".") or path.is_dir():
+        raise UserError(f"{str(path)!r} is not a file to write; give --html a file name, e.g. deck.html")
+    text = deck_html(story, view, exp, runs)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+    Console(stderr=True).print(f"wrote {path} ({len(view.findings)} findings, {len(view.figures)} charts, "
+                               f"{len(text) / 1e6:.1f} MB; opens offline)", highlight=False)  # fmt: skip
 
 
 def _finite(v) -> float | None:

@@ -47,6 +47,8 @@ class LandscapeRequest:
 def landscape_blocker(record) -> str | None:
     """Why a landscape of this run cannot be computed now (a sentence), or None when it can: it needs the
     final weights, so a finished run with a checkpoint."""
+    if record.status == "cancelled" and record.started_at is None:
+        return f"run {record.id} was cancelled before it started: it never ran, so it has no weights to slice"
     if record.status not in FINAL_STATUSES:
         return (
             f"run {record.id} is {record.status}: a landscape needs its final weights, once it has finished"
@@ -87,6 +89,8 @@ def checked_run(db_url: str, run_id: int):
     record = runs.get_run(db_url, run_id)
     if record is None:
         raise UserError(f"no run {run_id}; see `skipweb status` for run ids")
+    if record.status == "cancelled" and record.started_at is None:
+        raise UserError(f"run {run_id} was cancelled before it started: it never ran, so it has no weights to slice")
     if record.status not in FINAL_STATUSES:
         raise UserError(f"run {run_id} is {record.status}, not finished; a landscape needs its final weights")
     directory = Path(record.checkpoint_path) if record.checkpoint_path else None

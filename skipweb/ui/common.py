@@ -211,7 +211,8 @@ def run_context(runs, exp=None) -> str:
 
 def story_links(exps) -> None:
     """For the newest experiment of each reproduction story (tagged ``story:KEY``): a link straight to its
-    story view, saying how many of its runs have finished."""
+    story view, pinned to that experiment (a later launch does not change what it opens), saying how many of
+    its runs have finished."""
     from db.records import FINAL_STATUSES
     from skipweb.stories import STORIES, TAG_PREFIX
 
@@ -224,7 +225,7 @@ def story_links(exps) -> None:
             seen.add(key)
             done, total = sum(e.counts.get(s, 0) for s in FINAL_STATUSES), sum(e.counts.values())
             state = "finished: see what it found" if done == total else f"{done} of {total} runs finished so far"
-            link("present", f"Story «{STORIES[key].title}» (experiment {e.id}), {state} →", story=key)
+            link("present", f"Story «{STORIES[key].title}» (experiment {e.id}), {state} →", story=key, exp=e.id)
 
 
 # ---- charts on a page ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from skipweb import charts
+from skipweb.facts import metric_name
 from skipweb.ui import blocks_view, data, landscape_view
 from skipweb.ui.common import escape_md, first_of_each, fmt_seconds, link, show
 from skipweb.ui.selection import (
@@ -85,6 +86,9 @@ def page() -> None:
         return
     params = {k: st.query_params[k] for k in st.query_params}
     sel = resolve(url, params)
+    if len(exps) == 1 and "exp" not in params and "runs" not in params:
+        sel.experiment_id = exps[0].id  # the only experiment: nothing to pick
+        sel.runs = data.experiment_runs(url, sel.experiment_id)
     for msg in sel.errors:
         st.error(msg)
     for msg in sel.warnings:
@@ -125,7 +129,7 @@ def page() -> None:
             st.warning(f"Metric {ss['cmp_metric']!r} is not logged by these runs; showing another.")
         ss["cmp_metric"] = DEFAULT_METRIC if DEFAULT_METRIC in keys else keys[0]
     if keys:  # in the sidebar, so that it keeps its value while another tab is open
-        st.sidebar.selectbox("Metric", list(keys), key="cmp_metric")
+        st.sidebar.selectbox("Metric", list(keys), key="cmp_metric", format_func=metric_name)
     _write_params(mode)
     if not runs:
         st.info("Pick an experiment or some runs in the sidebar.")
@@ -134,7 +138,7 @@ def page() -> None:
     shown = {
         k: v
         for k, v in st.query_params.items()
-        if k in ("exp", "runs", "x", "smooth", "log", "fold", "metric")
+        if k in ("exp", "runs", "x", "smooth", "log", "fold", "metric", "view")
     }
     link("present", "Present this view", **shown)
     if not keys:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from skipweb import facts
 from skipweb.data import get_dataset_info, list_datasets
-from skipweb.grid import estimate, plan, split_list
+from skipweb.grid import estimate, plan
 from skipweb.models import get_info, list_models
 from skipweb.recipes import recipe_for
 from skipweb.services import presence
@@ -30,6 +30,7 @@ from skipweb.ui.common import (
     story_links,
     write_denied_note,
 )
+from skipweb.ui.launch_form import OPTION_LABELS, out_of_range, parse_seeds
 
 K = "launch_"  # session-state prefix of this page's widgets
 DEPTH_LIMIT = 200
@@ -191,7 +192,7 @@ def page() -> None:
             owners = ", ".join(f for f, inf in infos.items() if name in inf.options)
             defaults = {str(inf.defaults.get(name)) for inf in infos.values() if name in inf.options}
             options[name] = ocols[i % len(ocols)].multiselect(
-                name,
+                OPTION_LABELS.get(name, name.replace("_", " ")),
                 allowed,
                 key=K + f"opt_{name}",
                 help=f"declared by {owners}; default {', '.join(sorted(defaults))}",
@@ -224,14 +225,14 @@ def page() -> None:
     )
     if dataset:
         c1.caption(get_dataset_info(dataset).summary)
-    epochs = c2.number_input("Epochs", 1, 10_000, key=K + "epochs")
-    batch_size = c3.number_input("Batch size", 1, 65_536, key=K + "batch_size")
+    epochs = c2.number_input("Epochs", key=K + "epochs", step=1)
+    batch_size = c3.number_input("Batch size", key=K + "batch_size", step=1)
     optimizer = c4.selectbox("Optimizer", ["sgd", "adamw"], key=K + "optimizer")
-    lr = c1.number_input("Learning rate", 1e-6, 10.0, format="%.4g", key=K + "lr")
+    lr = c1.number_input("Learning rate", format="%.4g", key=K + "lr", step=0.005)
     schedule = c2.selectbox("Schedule", ["multistep", "cosine", "onecycle", "constant"], key=K + "schedule")
     seeds_text = c3.text_input("Seeds", key=K + "seeds", help="comma-separated, e.g. 0,1,2")
-    probe_every = c4.number_input("Probe every N steps", 1, 100_000, key=K + "probe_every")
-    warmup = c4.number_input("Warm-up epochs", 0.0, 10_000.0, step=0.5, key=K + "warmup_epochs",
+    probe_every = c4.number_input("Probe every N steps", key=K + "probe_every", step=1)
+    warmup = c4.number_input("Warm-up epochs", step=0.5, key=K + "warmup_epochs",
                              help="linear warm-up of the learning rate")  # fmt: skip
     if dataset:
         recipe = recipe_for(dataset)
@@ -246,7 +247,7 @@ def page() -> None:
         "Loss landscape after training", key=K + "landscape", help="a worker computes it when a run succeeds"
     )
     landscape_grid = c3.number_input(
-        "Landscape grid", 3, 101, key=K + "landscape_grid", disabled=not landscape, help="N: an N×N grid"
+        "Landscape grid", key=K + "landscape_grid", step=2, disabled=not landscape, help="N: an N×N grid"
     )
 
     st.subheader("Experiment")
@@ -262,6 +263,11 @@ def page() -> None:
     if not families:
         st.info("Choose one or more model families (or click a preset).")
         return
+    numbers = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "probe_every": probe_every,
+               "warmup_epochs": warmup, "landscape_grid": landscape_grid if landscape else None}  # fmt: skip
+    if refused := out_of_range(numbers):
+        st.error(refused)
+        return
     base = {
         "dataset": dataset,
         "epochs": int(epochs),
@@ -276,7 +282,7 @@ def page() -> None:
     try:
         if not dataset:
             raise SpecError("choose a dataset")
-        seeds = split_list(seeds_text, int)
+        seeds = parse_seeds(seeds_text)
         specs = build_grid(depths, options, seeds, base)
     except SpecError as e:
         st.error(str(e).splitlines()[0] if str(e) else "invalid choice")
@@ -400,7 +406,7 @@ def show_launched() -> None:
         link("compare", "Compare them", exp=done["exp"])
     if done["story"]:
         with cols[2]:
-            link("present", "Open the story view", story=done["story"])
+            link("present", "Open the story view", story=done["story"], exp=done["exp"])
 
 
 def demo_box(writable: bool) -> None:

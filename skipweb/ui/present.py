@@ -3,7 +3,7 @@
 Query parameters: ``story`` (a reproduction story, skipweb.ui.story_view, with optional ``exp``), or
 ``exp`` or ``runs`` (which runs), ``charts`` (comma list from CHARTS), ``title`` and
 ``notes`` (user text, always rendered as plain text), plus Compare's ``x``, ``smooth``, ``log``, ``fold``,
-``metric``. Only the static CSS below goes through ``unsafe_allow_html``.
+``metric`` and ``view`` (its open tab: the charts of that tab when ``charts`` is absent). Only the static CSS below goes through ``unsafe_allow_html``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from skipweb.ui.common import escape_md, first_of_each, run_context
 
 CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "blocks", "landscape")
 DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")
+# Compare's open tab (``view=``, skipweb.ui.compare.SECTIONS) → the charts that show it, for its "Present this view"
+VIEW_CHARTS = {"curves": "curves", "gradients": "heatmaps,depth", "blocks": "blocks", "depth": "degradation,params",
+               "landscape": "landscape"}  # fmt: skip
 MAX_TEXT = 2000
 
 # static, written here; never interpolated with user input
@@ -66,7 +69,7 @@ def page() -> None:
         st.error(msg)
     for msg in sel.warnings:
         st.warning(msg)
-    names, msg = parse_charts(params.get("charts"))
+    names, msg = parse_charts(params.get("charts", VIEW_CHARTS.get(params.get("view", ""))))
     if msg:
         st.warning(msg)
     if "exp" not in params and "runs" not in params:

@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 from skipweb.charts_network import network_map
-from skipweb.facts import CHECKPOINT_NAME
+from skipweb.facts import CHECKPOINT_NAME, metric_name
 from skipweb.ui import blocks_view, data, landscape_view
 from skipweb.ui.common import colorize, escape_md, fmt_count, fmt_seconds, int_param, link
 
@@ -103,14 +103,16 @@ def metrics_section(url: str, run) -> None:
         st.info("No metrics yet" + (": the run has not started." if run.status == "queued" else "."))
         return
     last = df.sort_values("step").groupby("key").tail(1)
-    st.dataframe(last[["key", "step", "epoch", "value"]], hide_index=True)
+    st.dataframe(last.assign(metric=last["key"].map(metric_name))[["metric", "key", "step", "epoch", "value"]],
+                 hide_index=True)  # fmt: skip
     keys = sorted(df["key"].unique())
     preferred = [k for k in keys if "error" in k or "loss" in k] or keys
-    chosen = st.multiselect("Charts", keys, default=preferred[:6], key="detail_keys")
+    chosen = st.multiselect("Charts", keys, default=preferred[:6], key="detail_keys", format_func=metric_name)
     cols = st.columns(2)
     for i, key in enumerate(chosen):
         part = df[df["key"] == key]
-        fig = px.line(part, x="step", y="value", title=key, markers=len(part) < 30)
+        fig = px.line(part, x="step", y="value", title=metric_name(key), markers=len(part) < 30,
+                      labels={"value": metric_name(key)})  # fmt: skip
         fig.update_layout(height=280, margin=dict(l=10, r=10, t=40, b=10))
         cols[i % 2].plotly_chart(fig, key=f"detail_chart_{key}")
 
@@ -126,7 +128,7 @@ def layers_section(run, layers) -> None:
                     config={"displayModeBar": False})  # fmt: skip
     st.caption(
         "Every probe layer in depth order, top to bottom, one column per stage (a long stage continues in the "
-        "next column); an arc spans the layers each skip connection bridges, ↓2 marks a shortcut where the "
+        "next column); an arc spans the layers each skip connection bridges, a ▼ marks a shortcut where the "
         "resolution halves. Hover a layer for its full name and parameters."
     )
     st.dataframe(

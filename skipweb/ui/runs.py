@@ -53,7 +53,6 @@ def latest_error(latest: dict[str, float]) -> float | None:
         if key in latest:
             return latest[key]
     return None
-    return None
 
 
 def run_rows(runs, connected_now=()) -> pd.DataFrame:
@@ -69,37 +68,39 @@ def run_rows(runs, connected_now=()) -> pd.DataFrame:
         if r.status == "running" and elapsed and r.steps_done and r.total_steps:
             eta = elapsed / r.steps_done * max(r.total_steps - r.steps_done, 0)
         err = latest_error(r.latest)
+        # what a reader needs first comes first, so that it fits 1280 pixels without scrolling sideways
         rows.append(
             {
                 "id": r.id,
-                "exp": r.experiment_id,
                 "label": r.label,
-                "seed": r.seed,
-                "dataset": r.dataset,
+                "detail": f"./run?run={r.id}",
                 "status": r.status
                 + (" (cancel requested)" if r.cancel_requested and r.status == "running" else ""),
                 "progress": min(max(progress, 0.0), 1.0),
-                "epoch": r.epochs_done,
-                "test error": err,
-                "worker": r.worker_host or "",
-                "device": r.device or "",
+                "test error": "" if err is None else f"{err:.4f}",  # blank, not "None", before a run has one
                 "elapsed": fmt_seconds(elapsed),
                 "ETA": fmt_seconds(eta),
                 "reason": r.reason or (waiting_reason(r, connected_now) if r.status == "queued" else "") or "",
-                "detail": f"./run?run={r.id}",
+                "epoch": r.epochs_done,
+                "seed": r.seed,
+                "dataset": r.dataset,
+                "worker": r.worker_host or "",
+                "device": r.device or "",
+                "exp": r.experiment_id,
             }
         )
     return pd.DataFrame(rows)
 
 
 COLUMNS = {
-    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-    "test error": st.column_config.NumberColumn("test error", format="%.4f"),
-    "detail": st.column_config.LinkColumn("detail", display_text="open"),
-    "id": st.column_config.NumberColumn("id", format="%d"),
-    "exp": st.column_config.NumberColumn("exp", format="%d"),
-    "reason": st.column_config.TextColumn("reason", width="large"),  # readable, not "cancelle…"
-    "status": st.column_config.TextColumn("status", width="medium"),
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
+                                                width="small"),  # fmt: skip
+    "test error": st.column_config.TextColumn("test error", width="small"),
+    "detail": st.column_config.LinkColumn("detail", display_text="open", width="small"),
+    "id": st.column_config.NumberColumn("id", format="%d", width="small"),
+    "exp": st.column_config.NumberColumn("exp", format="%d", width="small"),
+    "reason": st.column_config.TextColumn("reason", width="medium"),  # hover or widen it for a long one
+    "status": st.column_config.TextColumn("status"),  # as wide as its longest value
 }
 
 
@@ -157,7 +158,6 @@ def page() -> None:
         link("launch", "Launch one")
         return
 
-    story_links([by_id[exp_choice]] if exp_choice is not None else exps)
     if exp_choice is not None:
         experiment_header(by_id[exp_choice])
 
@@ -232,6 +232,8 @@ def live_table(exp_id, family, status, tag, run_every) -> None:
 
     @st.fragment(run_every=run_every)
     def table() -> None:
+        # the story links say how many runs finished: drawn here, so they refresh with the table below
+        story_links([e for e in data.cached_experiments() if exp_id is None or e.id == exp_id])
         runs = data.cached_runs(experiment_id=exp_id, family=family, status=status, tag=tag, limit=PAGE_SIZE,
                                 offset=(page_no - 1) * PAGE_SIZE)  # fmt: skip
         if not runs:
