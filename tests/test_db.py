@@ -43,12 +43,12 @@ def age_heartbeat(url: str, run_id: int, seconds: float) -> None:
 
 # ---- schema ---------------------------------------------------------------------------------------------
 def test_migrations_and_schema_check(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert migrate.check(db_url) == migrate.head() == migrate.newest_revision() == "0005"
+    assert migrate.check(db_url) == migrate.head() == migrate.newest_revision() == "0006"
     migrate.downgrade(db_url, "base")
     with pytest.raises(SchemaError, match=r"has no skipweb schema: run `skipweb db upgrade`"):
         migrate.check(db_url)
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0005"
+    assert migrate.current(db_url) == "0006"
     # code newer than the database: the DB's known revision is behind head
     monkeypatch.setattr(migrate, "head", lambda: "0006")
     monkeypatch.setattr(migrate, "newest_revision", lambda: "0006")  # check's Alembic-free fast path

@@ -523,6 +523,7 @@ def test_launch_shows_and_skips_succeeded(trained_env):
     at.number_input(key="launch_epochs").set_value(1).run()
     at.number_input(key="launch_batch_size").set_value(64).run()
     at.number_input(key="launch_lr").set_value(0.05).run()  # the recipe's lr scaled to batch 64, as the run had
+    at.radio(key="launch_device").set_value("cpu").run()  # the run was trained on the cpu
     assert not at.exception
     assert "(1 already succeeded, running or queued)" in texts(at)
     assert "of worker time, from similar finished runs" in texts(at)  # the trained run's seconds per step

@@ -196,8 +196,8 @@ class Stack:
         specs = plan(families, depths, seeds, {**TINY, **base})
         exp = experiments.create_experiment(self.db_url, "unchecked")
         ckpt = self.settings().checkpoint_dir  # this stack's, whatever this process's settings say
-        ids = runs.add_runs(self.db_url, exp, [row(s) for s in specs], checkpoint_dir=ckpt, queue="cpu")
-        enqueue(ids, queue="cpu", celery=self.celery())
+        ids = runs.add_runs(self.db_url, exp, [row(s) for s in specs], checkpoint_dir=ckpt)
+        enqueue(ids, queue="cpu", celery=self.celery())  # TINY runs ask for the cpu
         return ids
 
     def broker_files(self) -> int:
