@@ -28,7 +28,7 @@ def test_import_contracts_hold() -> None:
 def test_function_local_imports_are_in_the_graph() -> None:
     graph = grimp.build_graph("skipweb", "db", "workers")
     # `skipweb worker` imports the broker inside the command's function body
-    assert graph.direct_import_exists(importer="skipweb.cli.runs", imported="skipweb.services.broker")
+    assert graph.direct_import_exists(importer="skipweb.cli.worker", imported="skipweb.services.broker")
     # and the sink imports nothing of db at module level that the graph would miss
     assert graph.direct_import_exists(importer="skipweb.services.sink", imported="db.metrics")
 
