@@ -10,7 +10,8 @@ failed or timed-out step is a row saying so, with its log in ``--out``. In order
 2. one ResNet-56 CIFAR-shaped epoch (bf16, channels-last, batch 128, GPU-resident data), the trainer
    against a hand-written loop, eager and compiled (goals: trainer >= 25,000 samples/s; >= 0.95x the loop);
 3. the block-probe cost at probe interval 10 (goal <= 5%);
-4. packing: the demo's wall time with 4, 2 and 1 runs per GPU (capped; 8, the default on an H200, is step 1);
+4. packing: with 4, 2 and 1 runs per GPU, how many of the demo's 12 runs finish in the 25 s after the click
+   (the whole demo with 8, the default on an H200, is step 1);
 5. the CUDA tests.
 
     bash bench/gpu.sh                 # on a CUDA machine
@@ -73,7 +74,7 @@ def steps(dry: bool) -> list[Step]:
         Step("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *cuda, "--no-runs", "--steps", "51",
              "--threads", "8"], (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 40),
         *[Step(f"packing: demo with {n} run{'s' if n > 1 else ''} per GPU", demo + ["--layout", f"gpu:{n}", "--cap", str(cap)],
-               (DEMO_FIGURE,), "wall time falls with N", cap + 25) for n, cap in ((4, 40), (2, 40), (1, 45))],
+               (DEMO_FIGURE,), "wall time falls with N", cap + 25) for n, cap in ((4, 25), (2, 25), (1, 25))],
         Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py", "tests/test_data.py",
              "-k", "cuda"], (r"(\d+ passed[^\n]*|\d+ failed[^\n]*)",), "all pass", 90),
     ]  # fmt: skip

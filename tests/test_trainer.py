@@ -122,6 +122,21 @@ def test_failure_is_reported_not_raised(digits, tmp_path):
     assert result.status == "failed" and result.reason == "RuntimeError: disk full"
 
 
+def test_out_of_memory_fails_the_run_in_one_line_naming_its_size(digits, tmp_path, monkeypatch):
+    """A run too big for its share of a GPU fails with one line naming the run's size, not the worker's."""
+    trainer = Trainer(spec(epochs=1), data_dir=tmp_path, data=digits)
+
+    def too_big(x, y):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(trainer, "_forward_loss", too_big)
+    monkeypatch.setattr(trainer, "compiled_step", too_big)
+    result = trainer.run()
+    assert result.status == "failed" and "\n" not in result.reason
+    assert result.reason.startswith("out of GPU memory: resnet-20 on digits at batch 64")
+    assert "--per-gpu" in result.reason
+
+
 def test_segmentation_unet_on_shapes(tmp_path):
     rec = Recorder()
     s = RunSpec.parse(dict(family="unet", depth=2, dataset="shapes", options={"width": 8}, epochs=1,
