@@ -95,8 +95,9 @@ def share_of_cores(processes: int) -> int:
 
 
 def supervise(argvs: list[list[str]], what: str) -> None:
-    """Run the worker processes until SIGINT, SIGTERM or SIGHUP, which stop them all. A process that dies on
-    its own is started again after 5 s (its run, if any, is resumed by the lease sweep)."""
+    """Run the worker processes until SIGINT, SIGTERM or SIGHUP, which stop them all (killed after 15 s: a
+    worker's warm shutdown would wait for its run; the lease sweep resumes it from its checkpoint). A process
+    that dies on its own is started again after 5 s (its run, if any, is resumed the same way)."""
     print(f"skipweb worker: {what}", file=sys.stderr, flush=True)
     procs = [subprocess.Popen(a) for a in argvs]
     stopping = []
@@ -119,7 +120,7 @@ def supervise(argvs: list[list[str]], what: str) -> None:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 15  # within `skipweb up`'s 20 s: a run in flight resumes from its checkpoint
         for p in procs:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
