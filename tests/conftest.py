@@ -87,3 +87,35 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
     import worker_stack
 
     yield from worker_stack.make_stack(tmp_path, monkeypatch, request)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """A private PostgreSQL cluster the outage matrices can stop and start (tests/test_outage_matrix.py)."""
+    from test_outage_matrix import PG_BINS, PrivatePostgres
+
+    if not PG_BINS:
+        pytest.skip("PostgreSQL's initdb is not installed (/usr/lib/postgresql/*/bin/initdb)")
+    server = PrivatePostgres()
+    try:
+        server.init()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A private redis-server without persistence the outage matrices can stop and start."""
+    import shutil
+
+    from test_outage_matrix import PrivateRedis
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -207,30 +207,6 @@ class PrivateRedis:
         return redis.Redis.from_url(self.url())
 
 
-@pytest.fixture(scope="module")
-def pg():
-    if not PG_BINS:
-        pytest.skip("PostgreSQL's initdb is not installed (/usr/lib/postgresql/*/bin/initdb)")
-    server = PrivatePostgres()
-    try:
-        server.init()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
 # ---- the matrix ----------------------------------------------------------------------------------------
 COLUMNS = ("fault", "mode", "fault landed", "final status", "attempts", "lost rows", "duplicated rows",
            "checkpoint step / last step", "checkpoint current", "scenario s")  # fmt: skip

@@ -40,11 +40,8 @@ import pytest
 from test_outage_matrix import (
     EPOCHS,
     LONG,
-    PG_BINS,
     PG_MODE,
     WAIT_S,
-    PrivatePostgres,
-    PrivateRedis,
     _first_epoch,
     _free_port,
     _mid_run,
@@ -64,32 +61,6 @@ SQLITE_MODE = "embedded (SQLite + filesystem broker)"
 LOCK_S = 40.0
 COLUMNS = ("fault", "mode", "final status", "attempts", "lost rows", "duplicated rows",
            "checkpoint step / last step", "readers (max s)", "tracebacks", "scenario s")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def pg():
-    if not PG_BINS:
-        pytest.skip("PostgreSQL's initdb is not installed (/usr/lib/postgresql/*/bin/initdb)")
-    server = PrivatePostgres()
-    try:
-        server.init()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    import shutil
-
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
