@@ -335,7 +335,7 @@ def test_worker_computes_pending_landscape_after_training(tmp_path, monkeypatch)
     assert runs.get_run(url, ok).status == "succeeded"
     assert jobs[job_ok].status == "succeeded", states
     assert jobs[job_cancelled].reason == f"run {cancelled} ended cancelled; no final weights"
-    assert jobs[job_no_ckpt].status == "failed" and "has no checkpoint" in jobs[job_no_ckpt].reason
+    assert jobs[job_no_ckpt].status == "failed" and "it never ran, so it has no weights" in jobs[job_no_ckpt].reason
     surface = latest_landscape(url, ok)
     assert surface is not None and surface.grid == 5 and surface.subset == 64 and len(surface.loss) == 5
     assert latest_landscape(url, ok, "interp") is not None
