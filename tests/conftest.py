@@ -119,3 +119,15 @@ def redis_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_page_registry():
+    """app.py fills skipweb.ui.common.PAGES when an AppTest runs it; a later test calling a page function on
+    its own must not inherit those st.Page objects (its links and page switches would go through them)."""
+    yield
+    import sys
+
+    common = sys.modules.get("skipweb.ui.common")
+    if common is not None:
+        common.PAGES.clear()

@@ -237,7 +237,9 @@ def report(key: str, view) -> None:
 
 
 # ---- the Present page's story view and the Launch page (Streamlit AppTest) -----------------------------
-def _page(name: str) -> None:
+def _story_page(name: str) -> None:
+    # named apart from test_ui_pages' _page: AppTest names its script by the function, and a test run after
+    # one of those got that module's page (Launch) instead of this one's
     import importlib
 
     importlib.import_module(f"skipweb.ui.{name}").page()
@@ -256,7 +258,7 @@ def app(monkeypatch: pytest.MonkeyPatch, url: str, data: Path, page: str = "pres
     monkeypatch.chdir(data)
     get_settings.cache_clear()
     st.cache_data.clear()
-    at = AppTest.from_function(_page, args=(page,), default_timeout=60)
+    at = AppTest.from_function(_story_page, args=(page,), default_timeout=60)
     for k, v in query.items():
         at.query_params[k] = v
     return at.run()

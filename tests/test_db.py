@@ -50,10 +50,10 @@ def test_migrations_and_schema_check(db_url: str, monkeypatch: pytest.MonkeyPatc
     migrate.upgrade(db_url)
     assert migrate.current(db_url) == "0006"
     # code newer than the database: the DB's known revision is behind head
-    monkeypatch.setattr(migrate, "head", lambda: "0006")
-    monkeypatch.setattr(migrate, "newest_revision", lambda: "0006")  # check's Alembic-free fast path
+    monkeypatch.setattr(migrate, "head", lambda: "0007")
+    monkeypatch.setattr(migrate, "newest_revision", lambda: "0007")  # check's Alembic-free fast path
     with pytest.raises(
-        SchemaError, match=r"is at revision 0005, skipweb needs 0006: run `skipweb db upgrade`"
+        SchemaError, match=r"is at revision 0006, skipweb needs 0007: run `skipweb db upgrade`"
     ):
         migrate.check(db_url)
     monkeypatch.undo()
@@ -63,7 +63,7 @@ def test_migrations_and_schema_check(db_url: str, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SchemaError, match=r"revision 0099, which this skipweb does not know"):
         migrate.check(db_url)
     with session_scope(db_url) as s:
-        s.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0005'"))
+        s.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0006'"))
 
 
 def test_error_messages_hide_passwords() -> None:

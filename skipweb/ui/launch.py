@@ -342,7 +342,7 @@ def where(device: str) -> None:
     """Which workers are connected now, and where runs asking for ``device`` will go."""
     now = data.workers_now(data.db_url())
     takes, sentence = presence.placement(device, now)
-    text = f"{presence.summary(now).capitalize()}. This grid {sentence}."
+    text = f"{presence.summary(now).capitalize()}. " + (f"This grid {sentence}." if takes else f"These runs will be {sentence}.")
     (st.caption if takes else st.warning)(text)
 
 
