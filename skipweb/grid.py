@@ -1,6 +1,6 @@
-"""A grid of choices (families × depths × seeds) as validated run specs, and a spec as a run row.
+"""A grid of choices (families × options × depths × seeds) as validated run specs, and a spec as a run row.
 
-Pure: no database, no broker. The Launch page, ``skipweb submit`` and the story presets plan with it;
+Pure: no database, no broker. The Launch page, ``skipweb train``/``submit`` and the story presets plan with it;
 skipweb.services.launch submits what it returns.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from skipweb.spec import RunSpec, SpecError
 
@@ -31,34 +32,58 @@ def split_list(text: str | Iterable, cast=str) -> list:
 
 def plan(
     families: Sequence[str],
-    depths: Sequence[int],
+    depths: Sequence[int] | Mapping[str, Sequence[int]],
     seeds: Sequence[int],
-    base: dict,
-    options: dict | None = None,
+    base: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
+    *,
+    twin: bool = False,
 ) -> list[RunSpec]:
-    """Every combination as a validated RunSpec; the first invalid one raises SpecError naming it.
+    """THE grid: every family × each combination of its options × its depths × seeds, as validated RunSpecs.
+    The Launch page, the story presets and ``skipweb train``/``submit`` all expand their choices here.
 
-    ``options`` are model options applied to each family that declares them (e.g. ``norm`` to all,
-    ``shortcut`` only to resnet); an option no chosen family declares is an error.
+    ``depths``: one list for every family, or family → its own list. ``options``: option → one value, or a
+    list of values (every combination runs); a family gets only the options it declares (``norm`` to all,
+    ``shortcut`` only to resnet), an option no chosen family declares is an error, and an empty list means
+    the family's default. ``twin``: each family's plain twin (:func:`twin_options`). A configuration that
+    comes out twice is kept once. The first invalid one raises SpecError naming it; nothing is half-planned.
     """
     from skipweb.models import get_info
 
-    options = dict(options or {})
-    unused = set(options)
-    specs = []
-    for family, depth, seed in itertools.product(families, depths, seeds):
-        declared = get_info_or_error(get_info, family).options
-        fam_opts = {k: v for k, v in options.items() if k in declared}
-        unused -= set(fam_opts)
-        try:
-            specs.append(
-                RunSpec.parse({**base, "family": family, "depth": depth, "seed": seed, "options": fam_opts})
-            )
-        except SpecError as e:
-            raise SpecError(f"{family}-{depth} (seed {seed}): {e}") from None
+    if not families:
+        raise SpecError("choose at least one model family")
+    grid = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in (options or {}).items()}
+    grid = {k: v for k, v in grid.items() if v}  # an empty list: the default
+    unused = set(grid)
+    specs: dict[str, RunSpec] = {}
+    for family in families:
+        info = get_info_or_error(get_info, family)
+        mine = {k: v for k, v in grid.items() if k in info.options}
+        unused -= set(mine)
+        fam_depths = depths.get(family, ()) if isinstance(depths, Mapping) else depths
+        if not fam_depths:
+            raise SpecError(f"choose at least one depth for {family}")
+        for combo in itertools.product(*mine.values()):
+            opts = {**dict(zip(mine, combo, strict=True)), **(twin_options(info) if twin else {})}
+            for depth, seed in itertools.product(fam_depths, seeds):
+                spec = _spec({**base, "family": family, "depth": depth, "seed": seed, "options": opts})
+                specs.setdefault(spec.config_hash(), spec)
     if unused:
         raise SpecError(f"no chosen family has option {sorted(unused)[0]!r}")
-    return specs
+    return list(specs.values())
+
+
+def twin_options(info) -> dict[str, Any]:
+    """A family's plain twin (the same network without its skips): ``no_skip``, or ``skip=none`` for U-Net's
+    long skips. A family with neither gets ``no_skip``, which the registry refuses with its valid options."""
+    return {"skip": "none"} if "no_skip" not in info.options and "skip" in info.options else {"no_skip": True}
+
+
+def _spec(fields: dict) -> RunSpec:
+    try:
+        return RunSpec.parse(fields)
+    except SpecError as e:
+        raise SpecError(f"{fields['family']}-{fields['depth']} (seed {fields['seed']}): {e}") from None
 
 
 def get_info_or_error(get_info, family: str):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from typing import Any, Literal
 
+from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skipweb.errors import SpecError  # noqa: F401  (re-exported: the error of a spec that cannot run)
@@ -128,6 +130,25 @@ class RunSpec(BaseModel):
 
 _LABEL_OPTIONS = ("shortcut", "block", "no_skip", "skip", "norm", "act", "init", "bc", "growth", "width", "up",
                   "zero_init_residual")
+
+
+def choices(name: str) -> tuple:
+    """The values RunSpec's Literal field ``name`` allows (``optimizer``: sgd, adamw); () for other fields.
+    The CLI's options and the Launch form offer exactly these."""
+    kind = RunSpec.model_fields[name].annotation
+    return typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
+
+
+def bounds(name: str) -> tuple[float | None, float | None, bool]:
+    """(low, high, low_excluded) of RunSpec's number field ``name`` (None: unbounded), from its ``Field``."""
+    low = high = None
+    excluded = False
+    for m in RunSpec.model_fields[name].metadata:
+        if isinstance(m, Ge | Gt):
+            low, excluded = (m.ge, False) if isinstance(m, Ge) else (m.gt, True)
+        elif isinstance(m, Le):
+            high = m.le
+    return low, high, excluded
 
 
 def one_line(err: ValidationError) -> str:

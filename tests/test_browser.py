@@ -224,7 +224,7 @@ def first_hour(browser, url: str, db_url: str, data: Path, exp: int, records) ->
     lr = page.get_by_label("Learning rate")
     lr.fill("-1")
     lr.press("Tab")
-    wait_text(page, "Learning rate must be between 1e-06 and 10; got -1", 60)
+    wait_text(page, "Learning rate must be above 0 and at most 10; got -1", 60)
     page.screenshot(path=str(SHOTS / "launch-bad-lr.png"), full_page=True)
     assert not page.get_by_role("button", name="Launch", exact=True).count()
     assert len(runs.list_runs(db_url)) == before  # nothing queued
@@ -263,7 +263,7 @@ def deepest_networks(db_url: str) -> dict[str, int]:
     from skipweb.grid import row
     from skipweb.models import get_info, get_model, list_models
     from skipweb.spec import RunSpec
-    from skipweb.ui.launch import DEPTH_LIMIT
+    from skipweb.ui.launch_sections import DEPTH_LIMIT
 
     exp = experiments.create_experiment(db_url, "network maps")
     out = {}

@@ -97,7 +97,7 @@ def test_a_checkpoint_without_a_fence_is_written(tmp_path: Path) -> None:
 def test_delete_removes_checkpoints_and_says_so(db_url: str, tmp_path: Path) -> None:
     from db import experiments, runs
     from skipweb.grid import row
-    from skipweb.services.launch import delete
+    from skipweb.services.runs import delete
 
     root = tmp_path / "checkpoints"
     specs = [RunSpec(family="mlp", depth=4, dataset="digits", seed=s) for s in (0, 1, 2)]

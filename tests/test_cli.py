@@ -263,3 +263,24 @@ def test_worker_gpus_are_checked(gpus, count, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
     assert parse_gpus("0, 1", gpu_count=2) == [0, 1] and parse_gpus("none") == []
     assert parse_gpus("0", gpu_count=None) == [0]  # no CUDA here: a stand-in GPU worker
+
+
+@pytest.mark.parametrize("command", ["train", "submit"])
+def test_cli_offers_every_declared_choice(command):
+    """Nothing listed by hand: every choice RunSpec declares (its Literal fields) and every value of every
+    family's options (the registry) is an option of both commands, named in its help."""
+    import typing
+
+    from skipweb.cli.lazy import Deferred
+    from skipweb.models import declared_options
+    from skipweb.spec import RunSpec, choices
+
+    params = {p.name: p for p in Deferred(command).load().params}
+    literal = [n for n, f in RunSpec.model_fields.items() if typing.get_origin(f.annotation) is typing.Literal]
+    assert {"optimizer", "schedule", "device", "amp"} <= set(literal)
+    for name in literal:
+        assert all(str(c) in params[name].help for c in choices(name)), name
+    for name, (values, _) in declared_options().items():
+        assert f"--{name.replace('_', '-')}" in params[name].opts, name
+        if not all(isinstance(v, bool) for v in values):  # a flag offers both values
+            assert all(str(v) in params[name].help for v in values), name

@@ -260,7 +260,7 @@ def test_bad_seeds_show_one_line_error_and_create_nothing(env):
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("launch_lr", -1.0, "Learning rate must be between 1e-06 and 10; got -1. Nothing was queued."),
+    ("launch_lr", -1.0, "Learning rate must be above 0 and at most 10; got -1. Nothing was queued."),
     ("launch_epochs", 0, "Epochs must be between 1 and 10,000; got 0. Nothing was queued."),
     ("launch_batch_size", 100_000, "Batch size must be between 1 and 65,536; got 100000. Nothing was queued."),
 ])  # fmt: skip
@@ -284,6 +284,26 @@ def test_bad_seed_names_the_field_and_options_read_as_words(env):
     assert not at.exception and [e.value for e in at.error] == [
         "Seeds: 'abc' is not a valid int (comma-separated whole numbers, e.g. 0,1,2)"]
     assert count_runs(env) == 0
+
+
+def test_launch_offers_every_declared_choice(env):
+    """Nothing listed by hand: every choice RunSpec declares (its Literal fields) and every value of every
+    family's options (the registry) is offered by the form, for every family at once."""
+    import typing
+
+    from skipweb.models import declared_options, list_models
+    from skipweb.spec import RunSpec, choices
+
+    at = page_test("launch").run()
+    at.multiselect(key="launch_families").set_value(list_models()).run()
+    assert not at.exception
+    for name, (values, _) in declared_options().items():
+        assert at.multiselect(key=f"launch_opt_{name}").options == [str(v) for v in values], name
+    literal = [n for n, f in RunSpec.model_fields.items() if typing.get_origin(f.annotation) is typing.Literal]
+    assert {"optimizer", "schedule", "device", "amp"} <= set(literal)
+    widgets = {w.key: w for kind in ("selectbox", "radio") for w in getattr(at, kind)}
+    for name in literal:  # a label may explain its value: "auto (a GPU when its worker has one)"
+        assert [o.split(" ")[0] for o in widgets[f"launch_{name}"].options] == list(choices(name)), name
 
 
 def test_invalid_combination_shows_error(env):

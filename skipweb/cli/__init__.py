@@ -7,10 +7,10 @@ import sys
 import typer
 from typer.main import get_command
 
-try:  # Typer >= 0.24 vendors click; older releases raise click's own exceptions
-    from typer._click import exceptions as cx
-except ImportError:  # pragma: no cover
-    from click import exceptions as cx
+try:  # Typer >= 0.26 vendors click: its usage errors derive from the public typer.TyperException
+    from typer import TyperException as UsageProblem
+except ImportError:  # pragma: no cover  (an older Typer raises click's own)
+    from click import ClickException as UsageProblem
 
 from skipweb.cli import landscape, runs, serve, stories, worker
 from skipweb.cli.lazy import LazyGroup
@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     command = get_command(app)
     try:
         rv = command.main(args=argv, prog_name="skipweb", standalone_mode=False)
-    except cx.NoArgsIsHelpError as e:
-        typer.echo(e.ctx.get_help() if e.ctx else str(e))
-        sys.exit(0)
-    except cx.ClickException as e:  # usage errors: one line, no usage block
+    except UsageProblem as e:  # usage errors: one line, no usage block
+        if asked_for_help(e):
+            typer.echo(e.format_message())
+            sys.exit(0)
         typer.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2)
     except (UserError, SpecError, ModelConfigError, DatasetError, SchemaError) as e:
@@ -61,3 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: the database at {where} {what} ({cause(e)})", err=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def asked_for_help(e: Exception) -> bool:
+    """A group called without a command (``skipweb``, ``skipweb db``): its help, which ``no_args_is_help``
+    raises as a usage error carrying the group's context, is the answer rather than an error."""
+    ctx = getattr(e, "ctx", None)
+    return ctx is not None and e.format_message() == ctx.get_help()

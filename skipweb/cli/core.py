@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from typing import Annotated
@@ -29,22 +30,24 @@ def models() -> None:
         stdout.print(f"  depths: {info.depth_rule}\n  options: {opts}\n", highlight=False, markup=False)
 
 
-def describe(
-    family: Annotated[str, typer.Argument(help="model family, see `skipweb models`")],
-    depth: Annotated[int, typer.Option("--depth", "-d", help="network depth")],
-    dataset: Annotated[str, typer.Option(help="input shape and classes of this dataset")] = "cifar10",
-    shortcut: o.Shortcut = None, block: o.Block = None, growth: o.Growth = None, bc: o.BC = False,
-    skip: o.Skip = None, no_skip: o.NoSkip = False, norm: o.Norm = None, act: o.Act = None,
-    init: o.Init = None, width: o.Width = None, up: o.Up = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
-) -> None:
+@o.options(
+    o.param("family", Annotated[str, typer.Argument(help="model family, see `skipweb models`")], inspect.Parameter.empty),
+    o.param("depth", Annotated[int, typer.Option("--depth", "-d", help="network depth")], inspect.Parameter.empty),
+    o.param("dataset", Annotated[str, typer.Option(help="input shape and classes of this dataset")], "cifar10"),
+    *o.MODEL,
+    o.param("as_json", Annotated[bool, typer.Option("--json", help="one JSON object")], False),
+)  # fmt: skip
+def describe(*, family: str, depth: int, dataset: str, as_json: bool, **model) -> None:
     # help: skipweb.cli.lazy.COMMANDS
     from skipweb.data import get_dataset_info
     from skipweb.describe import describe as describe_model
+    from skipweb.grid import twin_options
+    from skipweb.models import get_info
 
     data = get_dataset_info(dataset)
-    opts = o.model_options(family, shortcut=shortcut, block=block, growth=growth, bc=bc, skip=skip,
-                           no_skip=no_skip, norm=norm, act=act, init=init, width=width, up=up)
+    opts, twin = o.model_options(model)
+    if twin:
+        opts.update(twin_options(get_info(family)))
     d = describe_model(family, depth, num_classes=data.num_classes, in_channels=data.in_channels,
                        image_size=data.image_size, **opts)
     d["dataset"] = dataset
@@ -60,85 +63,56 @@ def describe(
     stdout.print(table)
 
 
-def train(
-    ctx: typer.Context,
-    family: Annotated[str | None, typer.Argument(help="model family (submit: a comma list), see `skipweb models`",
-                                                 show_default=False)] = None,
-    depth: Annotated[str | None, typer.Option("--depth", "-d", help="depth (submit: a comma list, e.g. 20,56)")] = None,
-    dataset: Annotated[str, typer.Option(help="dataset, e.g. digits, shapes, cifar10")] = "digits",
-    epochs: o.Epochs = None,
-    seed: Annotated[str | None, typer.Option("--seed", "--seeds", help="seed (submit: a comma list); default 0, "
-                                             "or the preset's seeds 0,1,2")] = None,
-    subset: o.Subset = None,
-    batch_size: o.BatchSize = None,
-    optimizer: o.Optimizer = None,
-    lr: o.Lr = None,
-    weight_decay: o.WeightDecay = None,
-    schedule: o.Schedule = None,
-    warmup: o.Warmup = None,
-    probe_every: o.ProbeEvery = o.spec_default("probe_every"),
-    device: o.Device = None,
-    amp: o.Amp = o.spec_default("amp"),
-    channels_last: o.ChannelsLast = o.spec_default("channels_last"),
-    compile_: o.Compile = o.spec_default("compile"),
-    shortcut: o.Shortcut = None, block: o.Block = None, growth: o.Growth = None, bc: o.BC = False,
-    skip: o.Skip = None, no_skip: o.NoSkip = False, norm: o.Norm = None, act: o.Act = None,
-    init: o.Init = None, width: o.Width = None, up: o.Up = None, zero_init_residual: o.ZeroInit = False,
-    preset: Annotated[str | None, typer.Option(help="submit: a story's preset (see `skipweb story --help`)")] = None,
-    title: Annotated[str | None, typer.Option(help="experiment title")] = None,
-    tags: Annotated[str, typer.Option(help="comma-separated experiment tags")] = "",
-    force: Annotated[bool, typer.Option("--force", help="submit: run configurations that already succeeded, or "
-                                        "are queued or running, again")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
-) -> None:
-    """train: one model in this process, with a progress bar. submit: a grid, queued for the workers."""
+@o.options(*o.GRID)
+def train(**given) -> None:
+    # help: skipweb.cli.lazy.COMMANDS
+    specs = _grid("train", given)
+    if len(specs) != 1:
+        raise typer.BadParameter("train runs one configuration; use `skipweb submit` for a grid")
+    _train(specs[0], title=given["title"], tags=_tags(given["tags"]), as_json=given["as_json"])
+
+
+@o.options(o.param("ctx", typer.Context, inspect.Parameter.empty), *o.GRID, *o.SUBMIT_ONLY)
+def submit(ctx: typer.Context, *, preset: str | None, force: bool, **given) -> None:
+    # help: skipweb.cli.lazy.COMMANDS
+    from skipweb.grid import split_list
+
+    tags = _tags(given["tags"])
+    if preset is None:
+        _submit(_grid("submit", given), title=given["title"], tags=tags, force=force, as_json=given["as_json"])
+        return
+    story = _story(preset)
+    training = _preset_options(ctx, {name: given[name] for name in o.TRAINING})  # device decides the queue
+    seed = given["seed"]
+    specs = story.preset.specs(None if seed is None else split_list(seed, int), **training)
+    surface = {"grid": story.preset.landscape_grid} if story.preset.landscape else None
+    _submit(specs, title=given["title"] or story.title, tags=[story.tag, *(t for t in tags if t != story.tag)],
+            force=force, as_json=given["as_json"], landscape=surface)  # fmt: skip
+
+
+def _tags(text: str) -> list[str]:
+    return [t for t in (x.strip() for x in text.split(",")) if t]
+
+
+def _grid(command: str, given: dict) -> list:
+    """The specs the shared options ask for (skipweb.grid.plan: the grid Launch and the presets expand too)."""
     from skipweb.grid import plan, split_list
 
-    tag_list = [t for t in (x.strip() for x in tags.split(",")) if t]
-    if preset is not None:
-        if ctx.info_name != "submit":
-            raise UserError("--preset submits a story's runs; use `skipweb submit --preset KEY`")
-        story = _story(preset)
-        training = _preset_options(ctx, dict(
-            epochs=epochs, subset=subset, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-            schedule=schedule, warmup_epochs=warmup, probe_every=probe_every, device=device, amp=amp,
-            channels_last=channels_last, compile=compile_))  # fmt: skip  (device: where it trains decides its queue)
-        specs = story.preset.specs(None if seed is None else split_list(seed, int), **training)
-        tags_all = [story.tag, *(t for t in tag_list if t != story.tag)]
-        surface = {"grid": story.preset.landscape_grid} if story.preset.landscape else None
-        _submit(specs, title=title or story.title, tags=tags_all, force=force, as_json=as_json, landscape=surface)
-        return
-    if family is None or depth is None:
-        raise UserError(f"{ctx.info_name} needs a model family and --depth (or, for submit, --preset KEY)")
-    families, depths, seeds = split_list(family), split_list(depth, int), split_list(seed or "0", int)
-    opts = o.model_options(families[0], shortcut=shortcut, block=block, growth=growth, bc=bc, skip=skip,
-                           no_skip=no_skip, norm=norm, act=act, init=init, width=width, up=up,
-                           zero_init_residual=zero_init_residual)
-    given = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-                 schedule=schedule, warmup_epochs=warmup)  # None: the dataset's recipe (RunSpec fills it in)
-    base = dict(dataset=dataset, subset=subset, probe_every=probe_every, device=device or "auto", amp=amp,
-                channels_last=channels_last, compile=compile_, **{k: v for k, v in given.items() if v is not None})
-    if no_skip:  # --no-skip maps to each family's own twin option
-        opts = {k: v for k, v in opts.items() if k not in ("no_skip", "skip")}
-        specs = [s for f in families for s in plan([f], depths, seeds, base, {**opts, **o.model_options(f, no_skip=True)})]
-    else:
-        specs = plan(families, depths, seeds, base, opts)
-    if ctx.info_name == "submit":
-        _submit(specs, title=title, tags=tag_list, force=force, as_json=as_json)
-    else:
-        if len(specs) != 1:
-            raise typer.BadParameter("train runs one configuration; use `skipweb submit` for a grid")
-        _train(specs[0], title=title, tags=tag_list, as_json=as_json)
+    if given["family"] is None or given["depth"] is None:
+        alone = " (or --preset KEY)" if command == "submit" else ""
+        raise UserError(f"{command} needs a model family and --depth{alone}")
+    opts, twin = o.model_options(given)
+    # a training option left out (None) takes the dataset's recipe: RunSpec fills it in
+    base = {"dataset": given["dataset"], **{k: given[k] for k in o.TRAINING if given[k] is not None}}
+    return plan(split_list(given["family"]), split_list(given["depth"], int), split_list(given["seed"] or "0", int),
+                base, opts, twin=twin)  # fmt: skip
 
 
 # ---- submit --preset: which of train's options a story's preset takes ----------------------------------------
 # A preset fixes its grid (families, depths, dataset, model options); the training recipe and set-up are
 # overrides of its base. The grid's options are refused by name rather than dropped.
-PRESET_FIXES = {"family": "the family argument", "depth": "--depth", "dataset": "--dataset", "shortcut": "--shortcut",
-                "block": "--block", "growth": "--growth", "bc": "--bc", "skip": "--skip", "no_skip": "--no-skip",
-                "norm": "--norm", "act": "--act", "init": "--init", "width": "--width", "up": "--up",
-                "zero_init_residual": "--zero-init-residual"}  # fmt: skip
-PRESET_PARAMS = {"warmup_epochs": "warmup", "compile": "compile_"}  # RunSpec field → train()'s parameter name
+PRESET_FIXES = {"family": "the family argument", "depth": "--depth", "dataset": "--dataset",
+                **{p.name: f"--{p.name.replace('_', '-')}" for p in o.MODEL}}  # fmt: skip
 
 
 def _preset_options(ctx: typer.Context, training: dict) -> dict:
@@ -152,7 +126,7 @@ def _preset_options(ctx: typer.Context, training: dict) -> dict:
     if fixed:
         raise UserError(f"--preset sets its own families, depths, dataset and model options; drop {', '.join(fixed)} "
                         "(or submit the grid yourself: `skipweb submit FAMILY --depth ...`)")
-    return {name: v for name, v in training.items() if given(PRESET_PARAMS.get(name, name))}
+    return {name: v for name, v in training.items() if given(name)}
 
 
 def _story(key: str):

@@ -14,18 +14,13 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.main import get_command
 
-try:  # Typer >= 0.24 vendors click; older releases use click itself
-    from typer import _click as click
-except ImportError:  # pragma: no cover
-    import click  # type: ignore[no-redef]
-
-# command → (the function in skipweb.cli.core, its help); `train` and `submit` are one function
+# command → (the function in skipweb.cli.core, its help); `train` and `submit` share one option set
 COMMANDS = {
     "models": ("models", "Families, their variants and valid depths."),
     "describe": ("describe", "Parameters, FLOPs per sample, probe layers and a short layer summary."),
     "train": ("train", "Train one model in this process with a progress bar; recorded like a submitted run, so "
                        "it shows in the dashboard."),
-    "submit": ("train", "Queue a grid (families × depths × seeds, or a story's --preset) for the workers; "
+    "submit": ("submit", "Queue a grid (families × depths × seeds, or a story's --preset) for the workers; "
                         "returns at once. Watch it with `skipweb status` or the dashboard."),
 }  # fmt: skip
 
@@ -37,7 +32,7 @@ class Deferred(TyperCommand):
     def __init__(self, name: str) -> None:
         super().__init__(name, help=COMMANDS[name][1])
 
-    def load(self) -> click.Command:
+    def load(self) -> TyperCommand:
         from skipweb.cli import core
 
         function, help = COMMANDS[self.name]  # type: ignore[index]
@@ -54,6 +49,6 @@ class LazyGroup(TyperGroup):
         super().__init__(**attrs)
         self.commands = {**{name: Deferred(name) for name in COMMANDS}, **self.commands}  # listed first, as before
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
         name, cmd, rest = super().resolve_command(ctx, args)
         return name, (cmd.load() if isinstance(cmd, Deferred) else cmd), rest

@@ -7,14 +7,14 @@ bounds and their choices come from the field, so the CLI cannot drift from the s
 
 from __future__ import annotations
 
+import inspect
 import typing
 from typing import Annotated, Any
 
 import typer
-from annotated_types import Ge, Gt, Le
 
 from skipweb.recipes import RECIPE_FIELDS
-from skipweb.spec import RunSpec
+from skipweb.spec import RunSpec, bounds, choices
 
 RECIPE = "(default: the dataset's recipe, see `skipweb recipes`)"
 
@@ -23,28 +23,22 @@ def spec_option(name: str, *flags: str, extra: str = "") -> Any:
     """``Annotated[type | None, typer.Option(...)]`` for the RunSpec field ``name``."""
     field = RunSpec.model_fields[name]
     kind = field.annotation
-    choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else ()
-    if choices:
+    allowed = choices(name)
+    if allowed:
         kind = str
     elif typing.get_origin(kind) is not None:  # int | None
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    bounds: dict[str, Any] = {}
-    for m in field.metadata:
-        if isinstance(m, Ge | Gt):
-            bounds["min"] = m.ge if isinstance(m, Ge) else m.gt
-        elif isinstance(m, Le):
-            bounds["max"] = m.le
-    if kind is bool:
-        bounds = {}
+    low, high, _ = bounds(name)
+    limits = {} if kind is bool else {k: v for k, v in (("min", low), ("max", high)) if v is not None}
     text = field.description or name.replace("_", " ")
-    if choices:
-        text += f": {', '.join(map(str, choices))}"
+    if allowed:
+        text += f": {', '.join(map(str, allowed))}"
     if name in RECIPE_FIELDS:
         text += f" {RECIPE}"
     elif field.default is not None and kind is not bool:
         text += f" (default {field.default})"
     flags = flags or (f"--{name.replace('_', '-')}",)
-    option = typer.Option(*flags, help=text + extra, show_default=False, **bounds)
+    option = typer.Option(*flags, help=text + extra, show_default=False, **limits)
     return Annotated[kind if kind is bool else kind | None, option]
 
 
@@ -55,48 +49,76 @@ def spec_default(name: str) -> Any:
     return RunSpec.model_fields[name].default
 
 
-Epochs = spec_option("epochs")
-Subset = spec_option("subset")
-BatchSize = spec_option("batch_size")
-Optimizer = spec_option("optimizer")
-Lr = spec_option("lr")
-WeightDecay = spec_option("weight_decay")
-Schedule = spec_option("schedule")
-Warmup = spec_option("warmup_epochs", "--warmup")
-ProbeEvery = spec_option("probe_every")
-Device = spec_option("device")
-Amp = spec_option("amp")
-ChannelsLast = spec_option("channels_last")
-Compile = spec_option("compile", "--compile")
-
-ModelOpt = Annotated[str | None, typer.Option(show_default=False)]
-Shortcut = Annotated[str | None, typer.Option("--shortcut", help="resnet shortcut: A (zero-pad) or B (1x1 projection)")]
-Block = Annotated[str | None, typer.Option("--block", help="resnet block: basic, bottleneck or preact")]
-Growth = Annotated[int | None, typer.Option("--growth", help="densenet growth rate k")]
-BC = Annotated[bool, typer.Option("--bc", help="densenet-BC: bottlenecks and compression 0.5")]
-Skip = Annotated[str | None, typer.Option("--skip", help="unet long skips: concat, add or none")]
-NoSkip = Annotated[bool, typer.Option("--no-skip", help="the family's plain twin: no skip connections")]
-Norm = Annotated[str | None, typer.Option("--norm", help="batch or none")]
-Act = Annotated[str | None, typer.Option("--act", help="relu, tanh or sigmoid")]
-Init = Annotated[str | None, typer.Option("--init", help="kaiming, xavier or small (N(0, 0.01))")]
-Width = Annotated[int | None, typer.Option("--width", help="base width (channels or hidden units)")]
-ZeroInit = Annotated[bool, typer.Option("--zero-init-residual", help="resnet/mlp: zero the last BatchNorm of each "
-                                       "residual branch so every block starts as the identity (torchvision's "
-                                       "option; Goyal et al. 2017). Off by default")]
-Up = Annotated[str | None, typer.Option("--up", help="unet upsampling: transpose or bilinear")]
+# ---- the option set `train` and `submit` share, declared once ---------------------------------------------
+# RunSpec fields the command line sets (field → its flags when not --field-name); help, bounds, choices and
+# defaults come from the field.
+TRAINING = {"epochs": (), "subset": (), "batch_size": (), "optimizer": (), "lr": (), "weight_decay": (),
+            "schedule": (), "warmup_epochs": ("--warmup",), "probe_every": (), "device": (), "amp": (),
+            "channels_last": (), "compile": ("--compile",)}  # fmt: skip
 
 
-def model_options(family: str, **given) -> dict:
-    """Keep the options the user set. ``--no-skip`` means each family's plain twin (``skip=none`` for U-Net)."""
-    from skipweb.models import get_info
+def param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
-    opts = {k: v for k, v in given.items() if v is not None and v is not False}
-    if opts.pop("no_skip", False):
-        options = get_info(family).options
-        if "no_skip" in options:
-            opts["no_skip"] = True
-        elif "skip" in options:
-            opts["skip"] = "none"
-        else:
-            opts["no_skip"] = True  # the registry rejects it with the family's valid options
-    return opts
+
+def model_params() -> list[inspect.Parameter]:
+    """One option per model option the registry declares (any family), its help and choices the registry's:
+    a family's new option is an option here by being registered. ``--no-skip`` asks for each family's plain
+    twin (skipweb.grid.twin_options). Values are checked by the registry, which names the valid ones."""
+    from skipweb.models import OPTION_HELP, declared_options
+
+    out = []
+    for name, (values, owners) in declared_options().items():
+        flag = f"--{name.replace('_', '-')}"
+        text = OPTION_HELP.get(name, name.replace("_", " "))
+        if all(isinstance(v, bool) for v in values):
+            out.append(param(name, Annotated[bool, typer.Option(flag, help=f"{text} ({', '.join(owners)})")], False))
+            continue
+        kind = int if all(isinstance(v, int) for v in values) else float if all(
+            isinstance(v, int | float) for v in values) else str  # fmt: skip
+        text += f": {', '.join(map(str, values))} ({', '.join(owners)}; default: the family's)"
+        out.append(param(name, Annotated[kind | None, typer.Option(flag, help=text, show_default=False)]))
+    return out
+
+
+MODEL = model_params()
+DATASET = param("dataset", Annotated[str, typer.Option(help="dataset, e.g. digits, shapes, cifar10")], "digits")
+JSON = param("as_json", Annotated[bool, typer.Option("--json", help="print one JSON object at the end")], False)
+GRID = [
+    param("family", Annotated[str | None, typer.Argument(help="model family (submit: a comma list), see "
+                                                         "`skipweb models`", show_default=False)]),
+    param("depth", Annotated[str | None, typer.Option("--depth", "-d", help="depth (submit: a comma list, e.g. "
+                                                      "20,56)")]),
+    DATASET,
+    param("seed", Annotated[str | None, typer.Option("--seed", "--seeds", help="seed (submit: a comma list); "
+                                                     "default 0, or the preset's seeds 0,1,2")]),
+    *(param(name, spec_option(name, *flags), spec_default(name)) for name, flags in TRAINING.items()),
+    *MODEL,
+    param("title", Annotated[str | None, typer.Option(help="experiment title")]),
+    param("tags", Annotated[str, typer.Option(help="comma-separated experiment tags")], ""),
+    JSON,
+]  # fmt: skip
+SUBMIT_ONLY = [
+    param("preset", Annotated[str | None, typer.Option(help="a story's preset (see `skipweb story --help`)")]),
+    param("force", Annotated[bool, typer.Option("--force", help="run configurations that already succeeded, or "
+                                                "are queued or running, again")], False),
+]  # fmt: skip
+
+
+def options(*params: inspect.Parameter):
+    """Give a command the options ``params``: typer reads a command's signature, set here, and calls it with
+    them as keyword arguments. So ``train`` and ``submit`` share one option set without repeating it."""
+
+    def apply(fn):
+        fn.__signature__ = inspect.Signature(params)
+        fn.__annotations__ = {p.name: p.annotation for p in params}
+        return fn
+
+    return apply
+
+
+def model_options(given: dict) -> tuple[dict, bool]:
+    """The model options the user set (from a command's keyword arguments), and whether ``--no-skip`` asked
+    for the plain twins."""
+    opts = {p.name: given[p.name] for p in MODEL if given.get(p.name) not in (None, False)}
+    return opts, bool(opts.pop("no_skip", False))

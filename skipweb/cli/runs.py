@@ -21,21 +21,13 @@ def open_db(create: bool = False):
     embedded SQLite file is created on first use, and a database that is down or locked is waited for like
     every other access of a worker (db.retry, the settings' budget, one log line per retry), so a worker
     started during an outage waits instead of dying at start-up. A one-off command answers at once."""
-    from db import migrate
     from db.errors import SchemaError
-    from db.retry import retry
+    from skipweb.services.schema import open_database
     from skipweb.settings import get_settings
 
     settings = get_settings()
-
-    def prepare() -> None:
-        if create and settings.database_url is None and migrate.current(settings.db_url) is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            migrate.upgrade(settings.db_url)
-        migrate.check(settings.db_url)
-
     try:
-        retry(prepare, what="opening the database", budget_s=settings.db_retry_seconds if create else 0)
+        open_database(settings, create=create)
     except SchemaError as e:
         raise UserError(str(e)) from None
     return settings
@@ -43,14 +35,13 @@ def open_db(create: bool = False):
 
 def db_upgrade() -> None:
     """Create or migrate the database schema to this version of skipweb."""
-    from db import migrate
     from db.session import redacted
+    from skipweb.services.schema import upgrade
     from skipweb.settings import get_settings
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.db_url)
-    stdout.print(f"database at {redacted(settings.db_url)} is at revision {migrate.current(settings.db_url)}")
+    revision = upgrade(settings)
+    stdout.print(f"database at {redacted(settings.db_url)} is at revision {revision}")
 
 
 def status(
@@ -58,18 +49,15 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Status, attempts, reason and progress of a run, an experiment's runs, or all recent runs."""
-    from db import runs
+    from db import queries
 
     exp = _int(target[4:], "experiment id") if target and target.startswith("exp:") else None
     run_id = _int(target, "run id") if target and not target.startswith("exp:") else None
     settings = open_db()
     if run_id is None:
-        if exp is not None:
-            from db import experiments
-
-            if experiments.get_experiment(settings.db_url, exp) is None:  # as `export` says it
-                raise UserError(f"no experiment {exp}; see `skipweb status` for experiment ids")
-        records = runs.list_runs(settings.db_url, experiment_id=exp, limit=STATUS_ROWS)
+        if exp is not None and queries.get_experiment(settings.db_url, exp) is None:  # as `export` says it
+            raise UserError(f"no experiment {exp}; see `skipweb status` for experiment ids")
+        records = queries.list_runs(settings.db_url, experiment_id=exp, limit=STATUS_ROWS)
         now = connected_workers(settings, records)
         if as_json:
             print(json.dumps([status_json(r, now) for r in records]))
@@ -82,11 +70,11 @@ def status(
                           f"{d['progress']:.0%}", "" if err is None else f"{err:.4f}", d["reason"] or "")
         stdout.print(table)
         if len(records) == STATUS_ROWS:
-            total = sum(runs.count_runs(settings.db_url, experiment_id=exp).values())
+            total = sum(queries.count_runs(settings.db_url, experiment_id=exp).values())
             stdout.print(f"the newest {STATUS_ROWS} of {total:,} runs" + ("" if exp else "; `skipweb status exp:ID` "
                          "lists one experiment's"))  # fmt: skip
         return
-    record = runs.get_run(settings.db_url, run_id)
+    record = queries.get_run(settings.db_url, run_id)
     if record is None:
         raise UserError(f"no run {target}; see `skipweb status` for run ids")
     d = status_json(record, connected_workers(settings, [record]))
@@ -128,12 +116,12 @@ def status_json(r, connected_now=()) -> dict:
 
 def cancel(run_id: Annotated[int, typer.Argument(help="run id", min=1, max=MAX_ID)]) -> None:
     """Cancel a queued run at once, or a running one at its next step."""
-    from db import runs
     from db.errors import RunNotFound, RunStateError
+    from skipweb.services.runs import cancel as request_cancel
 
     settings = open_db()
     try:
-        outcome = runs.request_cancel(settings.db_url, run_id)
+        outcome = request_cancel(run_id, db=settings.db_url)
     except (RunNotFound, RunStateError) as e:
         raise UserError(str(e)) from None
     stdout.print(f"run {run_id}: " + ("cancelled" if outcome == "cancelled" else "cancel requested; it stops at its next step"))
@@ -151,7 +139,7 @@ def export(
     columns and whole spec (JSON); --probes adds the per-layer probe statistics."""
     import pandas as pd
 
-    from db import experiments, metrics, runs
+    from db import metrics, queries
 
     if fmt not in ("csv", "parquet", "json"):
         raise UserError(f"unknown format {fmt!r}; choose one of: csv, parquet, json")
@@ -162,9 +150,9 @@ def export(
     if output.exists() and not force:
         raise UserError(f"{output} exists; use --force to overwrite it, or choose another -o")
     settings = open_db()
-    if experiments.get_experiment(settings.db_url, experiment) is None:
+    if queries.get_experiment(settings.db_url, experiment) is None:
         raise UserError(f"no experiment {experiment}; see `skipweb status` for experiment ids")
-    records = runs.list_runs(settings.db_url, experiment_id=experiment, limit=100_000)
+    records = queries.list_runs(settings.db_url, experiment_id=experiment, limit=100_000)
     df = metrics.read_metrics(settings.db_url, [r.id for r in records])
     if probes:
         df = pd.concat([df, metrics.read_probes_long(settings.db_url, [r.id for r in records])], ignore_index=True)

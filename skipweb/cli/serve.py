@@ -117,7 +117,7 @@ def passwd(
 ) -> None:
     """Add or replace a user in the dashboard's password file (bcrypt-hashed)."""
     from skipweb.cli.runs import UserError
-    from skipweb.passwords import set_password
+    from skipweb.services.accounts import set_password
     from skipweb.settings import get_settings
 
     path = file or get_settings().auth_file

@@ -25,7 +25,7 @@ def story(
                                               "deck (charts and plotly.js inlined: opens offline)")] = None,
 ) -> None:
     """A story's findings, computed from its experiment's runs (as /present?story=KEY shows them)."""
-    from db.experiments import get_experiment
+    from db.queries import get_experiment
     from skipweb.stories import get_story, story_experiment, story_runs
 
     try:

@@ -11,9 +11,11 @@ from typing import Any
 from skipweb.models import families as _families  # noqa: F401 - registers every family
 from skipweb.models._registry import (
     COMMON_CHOICES,
+    OPTION_HELP,
     ModelConfigError,
     ModelInfo,
     ProbeLayer,
+    declared_options,
     get_info,
     get_model,
     list_models,
@@ -25,8 +27,10 @@ __all__ = [
     "COMMON_CHOICES",
     "ModelConfigError",
     "ModelInfo",
+    "OPTION_HELP",
     "ProbeLayer",
     "count_params",
+    "declared_options",
     "get_info",
     "get_model",
     "list_models",

@@ -20,6 +20,27 @@ COMMON_CHOICES: dict[str, tuple] = {
 }
 
 
+# What each option means, as the CLI's help and the Launch form's tooltips say it. An option without a line
+# here is still offered everywhere, under its name.
+OPTION_HELP: dict[str, str] = {
+    "width": "base width (channels or hidden units)",
+    "norm": "normalisation layer",
+    "act": "activation",
+    "init": "weight initialisation (small: N(0, 0.01))",
+    "block": "resnet block",
+    "shortcut": "resnet shortcut: A zero-pads, B is a 1x1 projection",
+    "no_skip": "the family's plain twin: no skip connections",
+    "zero_init_residual": "zero the last BatchNorm of each residual branch so every block starts as the identity "
+                          "(torchvision's option; Goyal et al. 2017). Off by default",
+    "growth": "densenet growth rate k",
+    "bc": "densenet-BC: bottlenecks and compression 0.5",
+    "gate_bias": "highway gate bias (negative: the gates carry the input at first)",
+    "skip": "unet long skips",
+    "up": "unet upsampling",
+    "pretrained": "torchvision's ImageNet weights",
+}  # fmt: skip
+
+
 from skipweb.errors import ModelConfigError  # noqa: E402, F401  (re-exported: the registry's error)
 
 
@@ -106,6 +127,18 @@ def get_info(name: str) -> ModelInfo:
         raise ModelConfigError(
             f"unknown model family {name!r}; choose one of: {', '.join(_REGISTRY)}"
         ) from None
+
+
+def declared_options(families: list[str] | None = None) -> dict[str, tuple[list, list[str]]]:
+    """option → (every value a family allows, the families declaring it), over ``families`` (default: all),
+    in registration order: what the CLI and the Launch form offer."""
+    out: dict[str, tuple[list, list[str]]] = {}
+    for name in list_models() if families is None else families:
+        for option, allowed in get_info(name).options.items():
+            values, owners = out.setdefault(option, ([], []))
+            values += [a for a in allowed if a not in values]
+            owners.append(name)
+    return out
 
 
 def get_model(

@@ -8,7 +8,6 @@ a finding needs makes that finding inconclusive and names what is missing; it ne
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,20 +52,12 @@ class Preset:
         return {"dataset": self.dataset, **self.training(), "probe_every": self.probe_every, **overrides}
 
     def specs(self, seeds: Sequence[int] | None = None, **overrides: Any) -> list[Any]:
-        """Every run of the preset as validated RunSpecs, the same grid the Launch page builds (an option
-        a family does not declare is left out for that family)."""
+        """Every run of the preset as validated RunSpecs: the grid the Launch page builds from its form
+        (``skipweb.grid.plan``)."""
         from skipweb.grid import plan
-        from skipweb.models import get_info
 
         seeds = self.seeds if seeds is None else seeds
-        out: dict[str, Any] = {}
-        for family, depths in self.families.items():
-            mine = {k: list(v) for k, v in self.options.items() if k in get_info(family).options}
-            for combo in itertools.product(*mine.values()):
-                opts = dict(zip(mine, combo, strict=True))
-                for spec in plan([family], list(depths), list(seeds), self.base(**overrides), opts):
-                    out.setdefault(spec.config_hash(), spec)
-        return list(out.values())
+        return plan(list(self.families), self.families, list(seeds), self.base(**overrides), self.options)
 
 
 # ---- what a story shows ----------------------------------------------------------------------------------

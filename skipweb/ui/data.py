@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from db import blocks, experiments, landscape_jobs, landscapes, metrics, run_queries
+from db import blocks, landscapes, metrics, queries, run_queries
 from db.records import ExperimentRecord, ProbeLayerRecord, RunRecord
 from db.session import get_engine
 from skipweb.settings import get_settings
@@ -73,7 +73,7 @@ def ids(run_ids: Sequence[int]) -> tuple[int, ...]:
 # ---- experiments and runs -------------------------------------------------------------------------------
 @read
 def list_experiments(url: str, tag: str | None = None) -> list[ExperimentRecord]:
-    return experiments.list_experiments(_engine(url), tag)
+    return queries.list_experiments(_engine(url), tag)
 
 
 @read
@@ -132,6 +132,30 @@ def duplicates(url: str, hashes: tuple[str, ...]) -> dict[str, tuple[int, str]]:
     return run_queries.duplicate_runs(_engine(url), hashes)
 
 
+@read
+def experiment(url: str, experiment_id: int) -> ExperimentRecord | None:
+    return queries.get_experiment(_engine(url), experiment_id)
+
+
+# ---- reproduction stories: their views are computed from the database, so they are reads too -------------
+@read
+def story_experiment(url: str, key: str) -> ExperimentRecord | None:
+    """The newest experiment tagged ``story:<key>`` (skipweb.stories.story_experiment), or None."""
+    from skipweb.stories import story_experiment as newest
+
+    return newest(_engine(url), key)
+
+
+@read
+def story_view(url: str, key: str, experiment_id: int | None) -> Any:
+    """A story's findings and figures (a StoryView) computed from an experiment's runs (none: every finding
+    inconclusive). A copy per caller: the page enlarges the figures' fonts for the projector."""
+    from skipweb.stories import STORIES
+
+    runs = experiment_runs(url, experiment_id) if experiment_id is not None else []
+    return STORIES[key].build(_engine(url), runs)
+
+
 # ---- metrics and probes ---------------------------------------------------------------------------------
 @read
 def metric_frame(url: str, run_ids: tuple[int, ...], keys: tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -182,12 +206,12 @@ def landscape_slices(url: str, run_ids: tuple[int, ...], kind: str = "2d") -> di
 
 @read
 def landscape_jobs_of(url: str, run_id: int) -> list[Any]:
-    return landscape_jobs.list_jobs(_engine(url), run_id)
+    return queries.list_jobs(_engine(url), run_id)
 
 
 @read
 def latest_landscape_jobs(url: str, run_ids: tuple[int, ...]) -> dict[int, Any]:
-    return landscape_jobs.latest_jobs(_engine(url), list(run_ids))
+    return queries.latest_jobs(_engine(url), list(run_ids))
 
 
 # ---- pure computations (no expiry: keyed by all they depend on) ------------------------------------------

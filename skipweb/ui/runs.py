@@ -261,8 +261,7 @@ def live_table(exp_id, family, status, tag, run_every) -> None:
 
 
 def actions(exp_id) -> None:
-    from db import runs as db_runs
-    from skipweb.services.launch import delete
+    from skipweb.services.runs import cancel, delete
 
     st.subheader("Actions")
     if done := st.session_state.pop(FLASH, None):  # the last action's result, on the page it reran into
@@ -273,7 +272,7 @@ def actions(exp_id) -> None:
     with c2:
         b1, b2 = st.columns(2)
         if b1.button("Cancel", disabled=run_id is None, key="runs_cancel"):
-            _do(lambda: f"run {run_id}: {db_runs.request_cancel(data.engine(), int(run_id))}")
+            _do(lambda: f"run {run_id}: {cancel(int(run_id), db=data.engine())}")
         if b2.button("Retry", disabled=run_id is None, key="runs_retry"):
             _do(lambda: _retry(int(run_id)))
         link("run", "Open run detail", run=run_id)
@@ -287,7 +286,7 @@ def actions(exp_id) -> None:
 
 
 def _retry(run_id: int) -> str:
-    from skipweb.services.launch import retry
+    from skipweb.services.runs import retry
 
     new_id, warning = retry(run_id, db=data.engine(), celery=data.celery_app())
     return f"run {run_id} queued again as run {new_id}" + (f" ({warning})" if warning else "")

@@ -18,7 +18,7 @@ import streamlit as st
 from skipweb import charts
 from skipweb.errors import one_line
 from skipweb.facts import CHECKPOINT_NAME
-from skipweb.stories import STORIES, Story, StoryView, story_experiment, story_runs
+from skipweb.stories import STORIES, Story, StoryView
 from skipweb.stories.deck import chart_of, deck_html
 from skipweb.ui import data
 from skipweb.ui.common import colorize, escape_md, link, run_context
@@ -45,7 +45,7 @@ def index(heading: bool = True) -> None:
         st.header("Reproduction stories", anchor=False)
     url = data.db_url()
     for story in STORIES.values():
-        exp = story_experiment(url, story.key)
+        exp = data.story_experiment(url, story.key)
         link("present", story.title, story=story.key, exp=exp.id if exp is not None else None)
         st.caption(f"{story.summary} Launch preset: {story.button}.")
 
@@ -64,7 +64,7 @@ def page(params: Mapping[str, str]) -> None:
     url = data.db_url()
     try:
         exp, runs = _experiment(url, story, params.get("exp"))
-        newest = story_experiment(url, story.key)
+        newest = data.story_experiment(url, story.key)
     except ValueError as e:
         st.error(str(e))
         return
@@ -74,7 +74,7 @@ def page(params: Mapping[str, str]) -> None:
     if exp is not None and not params.get("exp"):
         st.query_params["exp"] = str(exp.id)  # pinned: the link in the address bar keeps showing this one
     st.markdown(_CSS, unsafe_allow_html=True)
-    view = story.build(url, runs)
+    view = data.story_view(url, story.key, exp.id if exp is not None else None)
     if "slide" in params:
         slides(story, view, exp, params["slide"])
         return
@@ -83,10 +83,8 @@ def page(params: Mapping[str, str]) -> None:
 
 def _experiment(url: str, story: Story, raw: str | None) -> tuple[Any | None, list[Any]]:
     """(experiment, its runs): the one in ``exp``, or the newest tagged ``story:<key>`` (None, [])."""
-    from db.experiments import get_experiment
-
     if raw is None or raw == "":
-        exp = story_experiment(url, story.key)
+        exp = data.story_experiment(url, story.key)
     else:
         try:
             exp_id = int(raw)
@@ -94,10 +92,10 @@ def _experiment(url: str, story: Story, raw: str | None) -> tuple[Any | None, li
             raise ValueError(
                 f"Bad `exp` parameter {raw!r}: it must be an experiment id (an integer)."
             ) from None
-        exp = get_experiment(url, exp_id)
+        exp = data.experiment(url, exp_id)
         if exp is None:
             raise ValueError(f"Experiment {exp_id} does not exist (deleted?).")
-    return exp, (story_runs(url, exp.id) if exp is not None else [])
+    return exp, (data.experiment_runs(url, exp.id) if exp is not None else [])
 
 
 def finding(f: Any, i: int) -> None:
@@ -144,7 +142,8 @@ def render(story: Story, view: StoryView, exp: Any | None, runs: Sequence[Any], 
              exp=exp.id if exp is not None else None, slide=1)  # fmt: skip
     with nav[1]:
         st.download_button("Download as a deck (one HTML file, works offline)",
-                           data=lambda: deck_html(story, story.build(data.db_url(), runs), exp, runs),
+                           data=lambda: deck_html(story, data.story_view(data.db_url(), story.key, exp.id if exp else None), exp,
+                                                  runs),
                            file_name=f"{story.key}-deck.html", mime="text/html", on_click="ignore",
                            key="story-deck")  # fmt: skip
     st.subheader("Findings", anchor=False)
