@@ -1,47 +1,6 @@
-"""skipweb's dashboard: the router only. Pages live in skipweb/ui/. Run: skipweb up (or streamlit run app.py
---server.address 127.0.0.1; any other address needs sign-in, see the README's team section)."""
+"""skipweb's dashboard, as the design names it: a thin entry for ``streamlit run app.py`` in a checkout. The
+router lives in the package (skipweb/ui/app.py), which is what ``skipweb up`` serves from an installed wheel."""
 
-import importlib
+from skipweb.ui.app import main
 
-import streamlit as st
-
-from db import SchemaError
-from db.migrate import check
-from skipweb.ui.common import PAGES, closed_door, sidebar_auth
-from skipweb.ui.data import engine
-
-
-def _route(module: str):
-    def page() -> None:
-        importlib.import_module(f"skipweb.ui.{module}").page()
-
-    page.__name__ = f"{module}_page"
-    return page
-
-
-def home() -> None:
-    """The root URL: go to Launch, so every page, Launch included, has its own address (/launch)."""
-    st.switch_page(PAGES["launch"])
-
-
-st.set_page_config(layout="wide", page_title="skipweb")
-if why := closed_door():  # served to the network with no sign-in: show nothing else
-    st.error(why)
-    st.stop()
-try:
-    check(engine())
-except SchemaError as e:
-    st.error(str(e).splitlines()[0])
-    st.stop()
-
-PAGES.update(
-    launch=st.Page(_route("launch"), title="Launch", url_path="launch"),
-    runs=st.Page(_route("runs"), title="Runs", url_path="runs"),
-    compare=st.Page(_route("compare"), title="Compare", url_path="compare"),
-    run=st.Page(_route("run_detail"), title="Run detail", url_path="run"),
-    present=st.Page(_route("present"), title="Present", url_path="present"),
-)
-root = st.Page(home, title="skipweb", url_path="home", default=True, visibility="hidden")
-nav = st.navigation([root, *PAGES.values()])
-sidebar_auth()
-nav.run()
+main()

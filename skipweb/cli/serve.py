@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 
 console = Console()
-APP = Path(__file__).resolve().parents[2] / "app.py"
+# The router, inside the package so that an installed wheel serves it too (Streamlit runs a script by path).
+APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 SERVER_OPTIONS = [  # Streamlit's, for a served dashboard (bench/page_speed.py serves its floor with them too)
     "--server.headless", "true", "--browser.gatherUsageStats", "false",
     # a served dashboard, not a development session: no Deploy button or rerun-on-save menu for

@@ -24,7 +24,7 @@ from skipweb.passwords import check_password
 from skipweb.settings import get_settings
 
 USER_KEY = "skipweb_user"
-PAGES: dict = {}  # url name -> st.Page, filled by app.py, for st.page_link between callable pages
+PAGES: dict = {}  # url name -> st.Page, filled by the router (ui/app.py), for st.page_link between callable pages
 
 
 def link(page: str, label: str, **params) -> None:
