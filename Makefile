@@ -5,12 +5,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test install services system-deps lint bench demo clean
 
+# Quiet unless something fails: `make run` prints the URL and one line per worker, not pip's output.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $@
+	@echo "installing skipweb and its requirements into $(VENV) (the first time: some minutes)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
 
 # Bytecode for skipweb's own modules, written here because the environment may forbid it at run time
 # (PYTHONDONTWRITEBYTECODE, as in this sandbox and most images): otherwise every CLI call, worker and

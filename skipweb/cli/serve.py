@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -33,9 +34,13 @@ def up(
     workers: Annotated[int | None, typer.Option(min=1, help="CPU worker processes (default: one per core, at "
                                                 "most 8; each gets an equal share of the cores as torch threads)")] = None,
 ) -> None:
-    """Start the workers and the dashboard; print the URL; Ctrl-C (or SIGTERM, SIGHUP) stops them all."""
+    """Start the workers and the dashboard; print the URL; Ctrl-C (or SIGTERM, SIGHUP) stops them all.
+
+    The terminal gets the URL, one line per worker process when it is ready (where it trains, its queues) and
+    the log file's path; everything else the processes say goes to that file (``<data dir>/logs/up.log``),
+    and its last lines come to the terminal when a process dies."""
     from skipweb.cli.runs import UserError, open_db
-    from skipweb.cli.worker import share_of_cores
+    from skipweb.cli.worker import ROOT_WARNING, running_as_root, share_of_cores
     from skipweb.passwords import open_door
     from skipweb.settings import get_settings
 
@@ -48,25 +53,32 @@ def up(
     procs: list[subprocess.Popen] = []
     gpu = not no_worker and workers is None and gpu_machine()
     n = 0 if no_worker else (workers or default_workers())
+    log_path, log = open_log(settings.data_dir)
+    started = log.tell()  # this start's lines begin here
     stop_on_signals()
     try:
+        # plain prints: no markup, and a long URL line is not broken at the terminal's width
+        print(f"skipweb dashboard: http://{host}:{port}  (Ctrl-C stops)", flush=True)
+        print(f"log: {log_path}", flush=True)
+        if n and running_as_root():
+            print(f"workers {ROOT_WARNING}", flush=True)
         for _ in range(n):  # on a GPU machine one `skipweb worker`, which starts its processes per GPU
+            # stdout: each worker process's ready line, to this terminal (worker.start_celery); the rest: the log
             procs.append(subprocess.Popen([sys.executable, "-m", "skipweb", "worker", "--loglevel", "WARNING",
-                                           *([] if gpu else ["--cpu", "--threads", str(share_of_cores(n))])]))  # fmt: skip
+                                           *([] if gpu else ["--cpu", "--threads", str(share_of_cores(n))])],
+                                          stderr=log))  # fmt: skip
         procs.append(subprocess.Popen([
             # Streamlit's `streamlit run`, with the pages imported before the first viewer arrives (ui/server.py)
             sys.executable, "-m", "skipweb.ui.server", "run", str(APP), "--server.address", host,
             "--server.port", str(port), *SERVER_OPTIONS,
-        ]))  # fmt: skip
-        console.print(f"[bold green]skipweb[/] dashboard: http://{host}:{port}  (data in "
-                      f"{settings.data_dir.resolve()}; Ctrl-C stops)")  # fmt: skip
-        if n and not gpu:
-            console.print(f"{n} CPU worker{'s' if n > 1 else ''} × {share_of_cores(n)} torch threads")
+        ], stdout=log, stderr=log))  # fmt: skip
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
-        console.print("[red]a skipweb process exited; stopping the others[/]")
+        died = next(p for p in procs if p.poll() is not None)
+        print(f"a skipweb process exited (code {died.returncode}); stopping the others. The last lines of "
+              f"{log_path}:\n{tail(log_path, since=started)}", file=sys.stderr, flush=True)  # fmt: skip
     except KeyboardInterrupt:
-        console.print("stopping…")
+        print("stopping…", flush=True)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -77,8 +89,25 @@ def up(
                 p.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 p.kill()
+        log.close()
     codes = [p.returncode for p in procs]
     raise typer.Exit(0 if all(c in (0, -signal.SIGTERM, None) for c in codes) else 1)
+
+
+def open_log(data_dir: Path):
+    """``<data dir>/logs/up.log``, appended to, with a line that marks this start."""
+    path = (data_dir / "logs" / "up.log").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "ab", buffering=0)  # noqa: SIM115 (the children write to it until up stops)
+    log.write(f"\n==== skipweb up, pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
+    return path, log
+
+
+def tail(path: Path, since: int = 0, lines: int = 20) -> str:
+    """The last ``lines`` lines written to the log from offset ``since`` on (read from its end only)."""
+    with open(path, "rb") as f:
+        f.seek(max(since, f.seek(0, os.SEEK_END) - 64 * 1024))
+        return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
 
 
 def stop_on_signals() -> None:

@@ -129,12 +129,16 @@ def supervise(argvs: list[list[str]], what: str) -> None:
 
 
 def start_celery(*, gpu: bool, loglevel: str, threads: int) -> None:
-    """This process becomes one Celery worker (solo pool: one run at a time)."""
+    """This process becomes one Celery worker (solo pool: one run at a time). Its standard output carries one
+    line, when it is ready: its name, where it trains and its queues. Everything else it says (Celery's
+    notes, warnings, tracebacks) goes to standard error, which `skipweb up` sends to its log file."""
     import torch
+    from celery.signals import worker_ready
 
     from skipweb.facts import CPU_WORKER_QUEUES, GPU_WORKER_QUEUES
     from skipweb.services import training
 
+    ready_line = split_stdout()
     # More threads than cores among the processes on a machine slows every run many times over (oversubscribed
     # OpenMP threads spin against each other), so a worker uses its share of the cores and no more.
     torch.set_num_threads(threads)
@@ -149,10 +153,38 @@ def start_celery(*, gpu: bool, loglevel: str, threads: int) -> None:
 
     worker_log.install()  # a broker outage: one log line per retry, one when it is back
     app.conf.skipweb_gpu_worker = gpu  # workers.tasks announces the worker's kind (services.presence)
-    queues = ",".join(GPU_WORKER_QUEUES if gpu else CPU_WORKER_QUEUES)
+    queues = GPU_WORKER_QUEUES if gpu else CPU_WORKER_QUEUES
     name = f"skipweb-{'gpu' + os.environ.get('CUDA_VISIBLE_DEVICES', '') if gpu else 'cpu'}-{os.getpid()}@%h"
-    app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={queues}", f"--loglevel={loglevel}",
-                     f"--hostname={name}", "--without-gossip", "--without-mingle"])  # fmt: skip
+    where = trains_on(torch, gpu, threads)
+
+    def ready(sender=None, **_) -> None:
+        print(f"worker {getattr(sender, 'hostname', name)}: trains on {where}; queues {', '.join(queues)}",
+              file=ready_line, flush=True)  # fmt: skip
+
+    worker_ready.connect(ready, weak=False)
+    # -q: no banner (up prints the line above instead); the rest of the worker's log stays as it was
+    app.worker_main(["-q", "worker", "--pool=solo", "--concurrency=1", f"--queues={','.join(queues)}",
+                     f"--loglevel={loglevel}", f"--hostname={name}", "--without-gossip", "--without-mingle"])  # fmt: skip
+
+
+def split_stdout():
+    """Keep this process's standard output for the ready line and point file descriptor 1 at standard error,
+    so nothing else (a library's print, Celery's shutdown notes) lands on it. In a terminal both are the
+    terminal and nothing changes; under `skipweb up` the ready line reaches up's terminal, the rest its log."""
+    sys.stdout.flush()
+    ready_line = os.fdopen(os.dup(1), "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
+    os.dup2(2, 1)
+    return ready_line
+
+
+def trains_on(torch, gpu: bool, threads: int) -> str:
+    """Where this worker process trains, for its ready line: the GPU's name, or the CPU and its threads."""
+    cpu = f"the CPU ({threads} torch thread{'s' if threads > 1 else ''})"
+    if not gpu:
+        return cpu
+    if not torch.cuda.is_available():
+        return f"{cpu}, standing in for a GPU (no CUDA here)"
+    return f"GPU {physical_gpu(0)} ({torch.cuda.get_device_name()})"
 
 
 def warm_up(torch) -> None:
@@ -168,20 +200,28 @@ def warm_up(torch) -> None:
         torch.cuda.synchronize()
 
 
+ROOT_WARNING = ("running as root: skipweb's workers accept JSON messages only, so the broker cannot make them "
+                "run code, but prefer an unprivileged user (the Docker image runs as 'skipweb')")
+
+
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def quiet_root_warning() -> None:
     """Celery prints a 6-line "absolutely not recommended" block when a worker runs as root (as in many
     containers and on this project's CI machine). Say once, in one line, what the risk is and is not instead:
     this app accepts JSON messages only (Celery refuses root outright when pickle is accepted), so a message on
-    the broker cannot run code; root still lets a compromised training job touch the whole machine."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    the broker cannot run code; root still lets a compromised training job touch the whole machine. (Under
+    `skipweb up` this line goes to the log; up says it once on the terminal.)"""
+    if not running_as_root():
         return
     import warnings
 
     from celery.exceptions import SecurityWarning
 
     warnings.filterwarnings("ignore", category=SecurityWarning)
-    print("worker running as root: it accepts JSON messages only, so the broker cannot make it "
-          "run code, but prefer an unprivileged user (the Docker image runs as 'skipweb')", file=sys.stderr)
+    print(f"worker {ROOT_WARNING}", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

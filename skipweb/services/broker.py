@@ -33,7 +33,9 @@ def broker_config(settings: Settings) -> tuple[str, dict]:
     root = (settings.data_dir / "broker").resolve()
     for sub in ("queue", "processed", "control"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
+    # a host in the URL, although the transport has none: without one kombu warns "No hostname was supplied"
+    # each time it describes the connection (twice per worker start)
+    return "filesystem://localhost/", {
         "data_folder_in": str(root / "queue"),
         "data_folder_out": str(root / "queue"),
         # Keep fetched messages on the same file system: the move that claims a message is then an atomic
