@@ -4,6 +4,7 @@ test module (created as ``skipweb_test_<uuid>``, dropped at the end). Others may
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,19 @@ import pytest
 
 PG_ADMIN_URL = os.environ.get("SKIPWEB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+@pytest.fixture(autouse=True)
+def _dashboard_state_forgotten() -> Iterator[None]:
+    """What a test that runs the router in AppTest leaves in this process, forgotten after it: the router's
+    pages (skipweb.ui.common.PAGES, with which later page tests render st.page_link instead of their
+    markdown links) and the secrets file Streamlit read (an [auth] section puts later tests in OIDC mode)."""
+    yield
+    common = sys.modules.get("skipweb.ui.common")
+    if common is not None:
+        common.PAGES.clear()
+    if "streamlit" in sys.modules:
+        sys.modules["streamlit"].secrets._reset()
 
 
 @pytest.fixture(scope="session")
