@@ -15,6 +15,22 @@ PG_ADMIN_URL = os.environ.get("SKIPWEB_TEST_PG_URL", "postgresql+psycopg://postg
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 
 
+# Module fixtures that train real runs for more than a few seconds: every test that uses one is slow (the
+# fixture would run for it anyway), so `make test-fast` leaves it out. Named by module and fixture name.
+TRAINING_FIXTURES = {
+    "story_helpers.digits", "test_stories.gradient_regimes", "test_stories_more.long_skips",
+    "test_ui_compare.trained", "test_ui_landscape.trained", "test_ui_pages.trained", "test_landscape.trained",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.items() if info is not None else ()
+        if any(f"{d[-1].func.__module__}.{name}" in TRAINING_FIXTURES for name, d in defs if d):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _dashboard_state_forgotten() -> Iterator[None]:
     """What a test that runs the router in AppTest leaves in this process, forgotten after it: the router's

@@ -38,12 +38,14 @@ def test_describe_json(tmp_path):
     assert d["flops"] > 2e8 and d["probe_layers"] == 56
 
 
+@pytest.mark.slow
 def test_describe_no_skip_twin_has_same_params(tmp_path):
     a = json.loads(sw("describe", "resnet", "--depth", "20", "--json", tmp_path=tmp_path).stdout)
     b = json.loads(sw("describe", "resnet", "--depth", "20", "--no-skip", "--json", tmp_path=tmp_path).stdout)
     assert a["params"] == b["params"] and b["skip_layers"] == 0 < a["skip_layers"]
 
 
+@pytest.mark.slow
 def test_train_json_on_digits(tmp_path):
     out = sw("train", "resnet", "--depth", "20", "--dataset", "digits", "--epochs", "2", "--json", tmp_path=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -60,7 +62,8 @@ def test_train_json_on_digits(tmp_path):
     (["train", "resnett", "--depth", "20"], "choose one of: plain, resnet"),
     (["train", "resnet", "--depth", "21"], "6n+2"),
     (["train", "resnet", "--depth", "20", "--epochs", "-3"], "epochs"),
-    (["train", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits"),
+    pytest.param(["train", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits",
+                 marks=pytest.mark.slow),  # waits for the download to fail
     (["train", "resnet", "--depth", "20", "--dataset", "nope"], "choose one of"),
     (["train", "resnet", "--depth", "20", "--norm", "layer"], "batch, none"),
     (["train", "densenet", "--depth", "40", "--shortcut", "B"], "option 'shortcut'"),
@@ -85,14 +88,15 @@ def test_train_json_on_digits(tmp_path):
     # experiment text: titles, and now tags, are bounded (tags one line each)
     (["submit", "mlp", "--depth", "4", "--tags", "t" * 65], "65 characters long; at most 64"),
     (["submit", "mlp", "--depth", "4", "--tags", ",".join(f"t{i}" for i in range(21))], "21 tags; at most 20"),
-    (["train", "mlp", "--depth", "3", "--tags", "t" * 65], "at most 64"),
+    pytest.param(["train", "mlp", "--depth", "3", "--tags", "t" * 65], "at most 64", marks=pytest.mark.slow),
     # a preset fixes its grid: what would change it is refused by name, never dropped
     (["submit", "--preset", "degradation", "--depth", "20", "--norm", "none"], "drop --depth, --norm"),
     (["submit", "resnet", "--preset", "degradation"], "drop the family argument"),
     (["submit", "--preset", "degradation", "--dataset", "cifar10"], "drop --dataset"),
     # what can never run is refused at submit time, before anything is written
     (["submit", "mlp", "--depth", "4", "--subset", "100000"], "subset=100000 is not possible: digits has"),
-    (["submit", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits"),
+    pytest.param(["submit", "resnet", "--depth", "20", "--dataset", "cifar10"], "offline datasets: digits",
+                 marks=pytest.mark.slow),  # waits for the download to fail
 ])
 def test_bad_input_is_one_line(args, fragment, upgraded):
     out = sw(*args, tmp_path=upgraded)
@@ -114,6 +118,7 @@ def upgraded(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_submit_status_cancel_export(tmp_path):
     """The scripting contracts of issue 3, against the embedded database and broker (no worker)."""
     out = sw("submit", "plain,resnet", "--depth", "20", "--seeds", "0,1", "--epochs", "1", "--json", tmp_path=tmp_path)
@@ -178,6 +183,7 @@ def test_submit_status_cancel_export(tmp_path):
     assert first_layer.value.to_numpy() == pytest.approx(matrix[:, 0], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_export_never_overwrites_without_force_and_os_errors_are_one_line(tmp_path):
     out = sw("submit", "mlp", "--depth", "4", "--json", tmp_path=tmp_path)
     exp = str(json.loads(out.stdout)["experiment_id"])

@@ -246,6 +246,7 @@ def _process_writer(url: str, run_id: int, batches: int) -> str:
         return f"{type(e).__name__}: {e}"
 
 
+@pytest.mark.slow
 def test_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     migrate.upgrade(url)

@@ -140,6 +140,7 @@ def sw(*args: str, data: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path) -> None:
     from db.landscape_jobs import get_job
     from db.landscapes import latest_landscape

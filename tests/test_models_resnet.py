@@ -146,6 +146,7 @@ def _first_last_grad_norms(family: str, **opts) -> tuple[float, float]:
     return convs[0].weight.grad.norm().item(), convs[-1].weight.grad.norm().item()
 
 
+@pytest.mark.slow
 def test_gradient_flow_at_init_depth_56() -> None:
     """Measured (seed 0, torch 2.14 CPU), first-layer / last-conv weight-gradient norm:
 

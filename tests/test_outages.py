@@ -87,6 +87,7 @@ def short_busy_timeout(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     db_session.dispose_engine(db_url)
 
 
+@pytest.mark.slow
 def test_a_locked_database_is_waited_out_not_a_failed_run(short_busy_timeout: str, tmp_path: Path) -> None:
     from db import runs
     from skipweb.services.training import execute_run

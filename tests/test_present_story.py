@@ -78,6 +78,7 @@ def test_runs_and_launch_links_pin_the_experiment(two, monkeypatch) -> None:
     assert "(experiment 2), finished: see what it found →](./present?story=degradation&exp=2)" in shown(at)
 
 
+@pytest.mark.slow
 def test_deck_cli_writes_what_the_page_downloads_and_it_opens_offline(two, monkeypatch, tmp_path) -> None:
     from typer.testing import CliRunner
 

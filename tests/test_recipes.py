@@ -113,6 +113,7 @@ def test_zero_init_residual_is_a_spec_option_and_a_label() -> None:
 
 
 # ---- the story CLI -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_submit_preset_and_story_json(tmp_path) -> None:
     out = sw("submit", "--preset", "degradation", "--seeds", "0,1", "--json", tmp_path=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -164,6 +165,7 @@ def test_share_of_cores() -> None:
     assert share_of_cores(2) == max(1, cores // 2)
 
 
+@pytest.mark.slow
 def test_worker_sets_its_torch_threads(tmp_path) -> None:
     """A real `skipweb worker --threads 1` process: its torch thread count, read back from the process."""
     import time

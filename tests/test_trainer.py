@@ -24,6 +24,7 @@ def spec(**kw) -> RunSpec:
     return RunSpec.parse({**base, **kw})
 
 
+@pytest.mark.slow
 def test_records_every_metric(digits, tmp_path):
     rec = Recorder()
     result = Trainer(spec(), data_dir=tmp_path, data=digits, sinks=[rec]).run()
@@ -50,6 +51,7 @@ def test_records_every_metric(digits, tmp_path):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
 
 
+@pytest.mark.slow
 def test_update_ratio_matches_sgd_step(digits, tmp_path):
     """Without momentum or weight decay, ||dW|| = lr * ||g||, so ratio * ||W|| == lr * grad norm."""
     rec = Recorder()
@@ -69,6 +71,7 @@ class StopAfterEpoch(Sink):
             raise KeyboardInterrupt  # like a killed worker: the checkpoint of this epoch is on disk
 
 
+@pytest.mark.slow
 def test_resume_reproduces_uninterrupted_run(digits, tmp_path):
     s = spec(epochs=3)
     full = Recorder()
@@ -86,6 +89,7 @@ def test_resume_reproduces_uninterrupted_run(digits, tmp_path):
     assert [p.grad_norm for p in resumed.probes] == [p.grad_norm for p in full.probes if p.step > full.info.steps_per_epoch]
 
 
+@pytest.mark.slow
 def test_divergence_keeps_what_was_recorded(digits, tmp_path):
     rec = Recorder()
     s = spec(family="plain", options={"norm": "none"}, lr=10.0, momentum=0.9, epochs=3, probe_every=2)
@@ -113,6 +117,7 @@ def test_cancel_stops_at_next_flush(digits, tmp_path):
     assert "cancelled at step 6" in result.reason
 
 
+@pytest.mark.slow
 def test_failure_is_reported_not_raised(digits, tmp_path):
     class Boom(Sink):
         def on_epoch(self, epoch, step, summary):
@@ -137,6 +142,7 @@ def test_out_of_memory_fails_the_run_in_one_line_naming_its_size(digits, tmp_pat
     assert "--per-gpu" in result.reason
 
 
+@pytest.mark.slow
 def test_segmentation_unet_on_shapes(tmp_path):
     rec = Recorder()
     s = RunSpec.parse(dict(family="unet", depth=2, dataset="shapes", options={"width": 8}, epochs=1,
@@ -164,6 +170,7 @@ def test_bad_specs_are_one_line(bad, fragment):
     assert fragment in msg and "\n" not in msg
 
 
+@pytest.mark.slow
 def test_probe_sync_count(digits, tmp_path, monkeypatch):
     """One device->host transfer per flush (probe step or epoch end), never one per layer."""
     calls = {"tolist": 0, "item": 0}
