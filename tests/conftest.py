@@ -32,14 +32,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _dashboard_state_forgotten() -> Iterator[None]:
-    """What a test that runs the router in AppTest leaves in this process, forgotten after it: the router's
-    pages (skipweb.ui.common.PAGES, with which later page tests render st.page_link instead of their
-    markdown links) and the secrets file Streamlit read (an [auth] section puts later tests in OIDC mode)."""
+def _read_secrets_forgotten() -> Iterator[None]:
+    """Streamlit keeps the secrets file it read for the whole process: after test_door's OIDC case (an [auth]
+    section in its working directory) every later page test would run in OIDC mode, signed out."""
     yield
-    common = sys.modules.get("skipweb.ui.common")
-    if common is not None:
-        common.PAGES.clear()
     if "streamlit" in sys.modules:
         sys.modules["streamlit"].secrets._reset()
 
