@@ -29,3 +29,11 @@ def upgrade(settings: Any) -> str | None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.db_url)
     return migrate.current(settings.db_url)
+
+
+def check(db: Any) -> str:
+    """The schema check alone, on an engine or a URL: the dashboard's router runs it on every script run (one
+    query when the schema is current). SchemaError with the command to run otherwise."""
+    from db import migrate
+
+    return migrate.check(db)

@@ -8,7 +8,7 @@ import importlib
 import streamlit as st
 
 from db import SchemaError
-from db.migrate import check
+from skipweb.services.schema import check
 from skipweb.ui.common import PAGES, closed_door, sidebar_auth
 from skipweb.ui.data import engine
 
