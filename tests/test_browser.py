@@ -221,7 +221,7 @@ def first_hour(browser, url: str, db_url: str, data: Path, exp: int, records) ->
     page.goto(url + "/launch")
     page.get_by_role("button", name="Degradation", exact=True).click()
     before = len(runs.list_runs(db_url))
-    lr = page.get_by_label("Learning rate")
+    lr = page.get_by_role("spinbutton", name="Learning rate")  # not the field's "Help for Learning rate" button
     lr.fill("-1")
     lr.press("Tab")
     wait_text(page, "Learning rate must be above 0 and at most 10; got -1", 60)
