@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from skipweb.charts_network import network_map
+from skipweb.charts.network import network_map
 from skipweb.facts import CHECKPOINT_NAME, metric_name
 from skipweb.ui import blocks_view, data, landscape_view
 from skipweb.ui.common import colorize, escape_md, fmt_count, fmt_seconds, int_param, link
