@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skipweb.sinks import Recorder
 from skipweb.spec import RunSpec
-from skipweb.trainer import Trainer
+from skipweb.training.sinks import Recorder
+from skipweb.training.trainer import Trainer
 
 torch.set_num_threads(1)
 for fam, depth, opts in [

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_overhead import sync, synthetic_cifar  # noqa: E402
 
 from skipweb.spec import RunSpec  # noqa: E402
-from skipweb.trainer import Trainer  # noqa: E402
+from skipweb.training.trainer import Trainer  # noqa: E402
 
 
 def hand_epochs(spec: RunSpec, data, device: torch.device) -> list[float]:
@@ -96,7 +96,7 @@ def trainer_epochs(spec: RunSpec, data, device: torch.device) -> list[float]:
     """A normal run of ``spec`` (probes, flushes, evaluation; no checkpoints); each epoch's wall seconds as the
     trainer records them (``time/epoch_s``: training and evaluation, ended by evaluation's host sync)."""
     from skipweb.facts import Metric
-    from skipweb.sinks import Recorder
+    from skipweb.training.sinks import Recorder
 
     rec = Recorder()
     with tempfile.TemporaryDirectory() as tmp:

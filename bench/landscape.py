@@ -1,6 +1,6 @@
-"""Wall time of a loss landscape (skipweb.landscape.compute): an N×N filter-normalized 2-D grid plus the
-2N-1 point initial→final interpolation, around a briefly trained model (default ResNet-20 on digits, 1
-epoch), loss over 512 training samples in eval mode.
+"""Wall time of a loss landscape (skipweb.training.landscape.compute): an N×N filter-normalized 2-D grid
+plus the 2N-1 point initial→final interpolation, around a briefly trained model (default ResNet-20 on
+digits, 1 epoch), loss over 512 training samples in eval mode.
 
     .venv/bin/python bench/landscape.py --grid 21
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from skipweb import landscape as L
 from skipweb.spec import RunSpec
-from skipweb.trainer import Trainer
+from skipweb.training import landscape as L
+from skipweb.training.trainer import Trainer
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import torch
 
 from skipweb.data import load_dataset
 from skipweb.spec import RunSpec
-from skipweb.trainer import Trainer
+from skipweb.training.trainer import Trainer
 
 
 def timed(spec: RunSpec, data, blocks: bool) -> tuple[float, float, int]:

@@ -41,9 +41,9 @@ def _init() -> None:
 
 
 def one(args: tuple[str, str, int, int, str]) -> dict:
-    from skipweb.sinks import Recorder
     from skipweb.spec import RunSpec
-    from skipweb.trainer import Trainer
+    from skipweb.training.sinks import Recorder
+    from skipweb.training.trainer import Trainer
 
     family, dataset, depth, seed, data_dir = args
     spec = RunSpec(family=family, depth=depth, dataset=dataset, seed=seed, device="cpu")

@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 from skipweb.data import IGNORE_INDEX, DataBundle, DeviceLoader, Split, get_dataset_info, load_dataset
-from skipweb.sinks import Recorder
 from skipweb.spec import RunSpec
-from skipweb.trainer import Trainer
+from skipweb.training.sinks import Recorder
+from skipweb.training.trainer import Trainer
 
 
 def make_spec(args: argparse.Namespace) -> RunSpec:
@@ -194,7 +194,7 @@ def run_trainer(spec, data, device, data_dir) -> float:
 # ---- optional: where the trainer's extra time goes ---------------------------------------------------------
 def profile_trainer(spec: RunSpec, data: DataBundle, device: torch.device, data_dir: Path) -> None:
     """Time the trainer's extra sections by wrapping them (with a sync on CUDA so the time lands in place)."""
-    import skipweb.trainer as tr
+    import skipweb.training.trainer as tr
 
     trainer, _ = make_trainer(spec, data, data_dir)
     totals: dict[str, float] = {}

@@ -152,7 +152,8 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="skipweb-bench-")
     os.environ["SKIPWEB_DATA_DIR"] = tmp
     os.environ.pop("SKIPWEB_DATABASE_URL", None)
-    from skipweb import charts, charts_runs
+    from skipweb import charts
+    from skipweb.charts import runs as charts_runs
     from skipweb.ui import data
     from skipweb.ui import selection as compare
 

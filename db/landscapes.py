@@ -1,4 +1,4 @@
-"""Loss landscapes: store one computed slice (skipweb.landscape) and read a run's latest one back."""
+"""Loss landscapes: store one computed slice (skipweb.training.landscape) and read a run's latest one back."""
 
 from __future__ import annotations
 

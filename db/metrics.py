@@ -24,7 +24,7 @@ from db.run_queries import load_latest
 from db.session import DbLike, scope
 from db.tables import SqlBlockStep, SqlLatestMetric, SqlMetric, SqlProbeLayer, SqlProbeStep, SqlRun
 
-# (key, step, epoch, value, wall) or an object with those attributes (skipweb.sinks.MetricPoint)
+# (key, step, epoch, value, wall) or an object with those attributes (skipweb.training.sinks.MetricPoint)
 MetricLike = Sequence[Any] | Any
 # (step, epoch, grad_norm, weight_norm, update_ratio) or an object with those attributes (ProbePoint)
 ProbeLike = Sequence[Any] | Any

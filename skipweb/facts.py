@@ -75,7 +75,7 @@ def metric_name(key: str, *, final: bool = False) -> str:
 # the held-out error a table shows for a run, in order of preference (classification, then validation)
 ERROR_KEYS = (Metric.TEST_ERROR, Metric.VAL_ERROR)
 
-# ---- per-block probe statistics (skipweb.probes computes them; db.tables.blocks stores them) -------------
+# ---- per-block probe statistics (skipweb.training.probes computes them; db.tables.blocks stores them) ----
 BLOCK_STATS = ("skip_grad", "branch_grad", "act_mean", "act_std", "act_dead", "gate")
 
 # ---- files ------------------------------------------------------------------------------------------------

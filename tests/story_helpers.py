@@ -60,7 +60,7 @@ def train(
     """Queue the specs as an experiment tagged like a story launch (``key``: one story, or several whose
     presets share runs), then train each one for real."""
     from skipweb.services.sink import DbSink
-    from skipweb.trainer import Trainer
+    from skipweb.training.trainer import Trainer
 
     stories = [get_story(k) for k in ([key] if isinstance(key, str) else key)]
     exp = experiments.create_experiment(url, stories[0].title, tags=[s.tag for s in stories])

@@ -14,11 +14,11 @@ from db.blocks import read_blocks
 from skipweb.data import load_dataset
 from skipweb.models import get_model
 from skipweb.models._common import Fork
-from skipweb.probes import BLOCK_STATS, BlockProbe
 from skipweb.services.sink import DbSink
-from skipweb.sinks import Recorder
 from skipweb.spec import RunSpec
-from skipweb.trainer import Trainer
+from skipweb.training.probes import BLOCK_STATS, BlockProbe
+from skipweb.training.sinks import Recorder
+from skipweb.training.trainer import Trainer
 
 CASES = {  # name: (family, depth, options, input shape)
     "resnet-basic": ("resnet", 20, {}, (8, 3, 16, 16)),

@@ -9,7 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from skipweb import charts, charts_runs
+from skipweb import charts
+from skipweb.charts import runs as charts_runs
 
 
 def _frame(run_values: dict[int, np.ndarray], key: str = "train/loss") -> pd.DataFrame:
@@ -252,7 +253,7 @@ def test_log_axes_label_decades_or_1_2_5_never_every_digit():
 
 def test_block_charts_of_nets_without_skips_say_so_instead_of_empty_axes():
     from db.blocks import BlockLayerRecord, BlockSeries
-    from skipweb import charts_blocks
+    from skipweb.charts import blocks as charts_blocks
 
     nan = np.full((3, 2), np.nan)
     ones = np.ones((3, 2))

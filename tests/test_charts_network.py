@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from skipweb.charts_network import MAX_ROWS, _arcs, _columns, _long_skips, _unet, block_of, network_map
+from skipweb.charts.network import MAX_ROWS, _arcs, _columns, _long_skips, _unet, block_of, network_map
 from skipweb.models import get_model
 
 

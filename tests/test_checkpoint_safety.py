@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from skipweb import checkpoint
-from skipweb.sinks import Recorder
 from skipweb.spec import RunSpec
-from skipweb.trainer import Trainer
+from skipweb.training import checkpoint
+from skipweb.training.sinks import Recorder
+from skipweb.training.trainer import Trainer
 
 
 class Payload:
@@ -52,7 +52,7 @@ def test_a_worker_that_lost_its_lease_does_not_replace_the_checkpoint(db_url: st
     from skipweb.facts import Metric
     from skipweb.grid import row
     from skipweb.services.sink import DbSink
-    from skipweb.sinks import Sink
+    from skipweb.training.sinks import Sink
 
     spec = RunSpec(family="mlp", depth=4, dataset="digits", epochs=1, subset=256, device="cpu")
     exp = experiments.create_experiment(db_url, "fence")
@@ -135,7 +135,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one_in_one_line(tmp_p
     last = tmp_path / checkpoint.CHECKPOINT_NAME
     with open(last, "r+b") as f:  # `truncate -s 100000 last.pt`
         f.truncate(100_000)
-    with caplog.at_level("WARNING", logger="skipweb.checkpoint"):
+    with caplog.at_level("WARNING", logger="skipweb.training.checkpoint"):
         assert checkpoint.load(tmp_path)["step"] == 34
     [line] = [r.getMessage() for r in caplog.records]
     assert "damaged checkpoint" in line and "using the checkpoint at step 34" in line and "\n" not in line

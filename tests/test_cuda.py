@@ -13,9 +13,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def _train(tmp_path: Path, **over):
-    from skipweb.sinks import Recorder
     from skipweb.spec import RunSpec
-    from skipweb.trainer import Trainer
+    from skipweb.training.sinks import Recorder
+    from skipweb.training.trainer import Trainer
 
     spec = RunSpec.parse({"family": "resnet", "depth": 20, "dataset": "digits", "epochs": 2, "batch_size": 64,
                           "probe_every": 5, "device": "cuda", **over})  # fmt: skip

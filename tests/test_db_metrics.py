@@ -188,7 +188,7 @@ def test_delete_cascades(db_url: str) -> None:
 
 def test_db_sink(db_url: str) -> None:
     sinks = pytest.importorskip(
-        "skipweb.sinks", reason="skipweb.sinks (and the models it imports) not importable"
+        "skipweb.training.sinks", reason="skipweb.training.sinks (and the models it imports) not importable"
     )
     from skipweb.services.sink import DbSink
 

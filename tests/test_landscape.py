@@ -1,4 +1,4 @@
-"""Loss landscapes (skipweb.landscape, db.landscapes, `skipweb landscape`)."""
+"""Loss landscapes (skipweb.training.landscape, db.landscapes, `skipweb landscape`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from skipweb import landscape as L
+from skipweb.training import landscape as L
 
 
 def tiny_model() -> nn.Module:
@@ -95,7 +95,7 @@ def test_surface_reproducible_for_a_seed() -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from skipweb.spec import RunSpec
-    from skipweb.trainer import Trainer
+    from skipweb.training.trainer import Trainer
 
     data_dir = tmp_path_factory.mktemp("data")
     spec = RunSpec(family="resnet", depth=8, dataset="digits", epochs=1, device="cpu", seed=3)
@@ -240,7 +240,7 @@ def test_store_and_latest(db_url) -> None:
 
 
 def test_charts_share_one_colour_scale() -> None:
-    from skipweb.charts_landscape import interp_figure, landscape_figures
+    from skipweb.charts.landscape import interp_figure, landscape_figures
 
     a = {"x": [-1.0, 0.0, 1.0], "y": [-1.0, 0.0, 1.0], "loss": [[10, 2, 10], [3, 1, 3], [10, 2, None]]}
     b = {"x": [-1.0, 0.0, 1.0], "y": [-1.0, 0.0, 1.0], "loss": [[1000, 5, 100], [4, 2, 4], [100, 5, 100]]}

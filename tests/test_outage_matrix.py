@@ -237,7 +237,7 @@ def matrix(request, tmp_path_factory):
 
 
 def _checkpoint_step(rec) -> int | None:
-    from skipweb import checkpoint
+    from skipweb.training import checkpoint
 
     state = checkpoint.load(Path(rec.checkpoint_path))
     return None if state is None else int(state["step"])

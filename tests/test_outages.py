@@ -36,7 +36,7 @@ class LockAtFirstFlush:
     a clock, so a slow machine cannot let the run slip past the outage."""
 
     def __init__(self, path: str, until: str):
-        from skipweb.sinks import Sink
+        from skipweb.training.sinks import Sink
 
         outer = self
         self.path, self.until = path, until

@@ -23,8 +23,8 @@ def test_a_connection_terminated_mid_write_is_retried(pg_module_url: str, caplog
     from db.session import get_engine
     from skipweb.grid import row
     from skipweb.services.sink import DbSink
-    from skipweb.sinks import MetricPoint
     from skipweb.spec import RunSpec
+    from skipweb.training.sinks import MetricPoint
 
     url = pg_module_url
     exp = experiments.create_experiment(url, "terminated mid-write")

@@ -134,7 +134,7 @@ def test_figure_ground_level_equals_random_class_guesses() -> None:
     import torch
 
     from skipweb.data.offline import make_shapes
-    from skipweb.evaluate import figure_ground_miou, segmentation_scores
+    from skipweb.training.evaluate import figure_ground_miou, segmentation_scores
 
     masks = make_shapes(200, seed=5).y
     g = torch.Generator().manual_seed(0)

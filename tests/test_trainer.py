@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from skipweb.data import load_dataset
-from skipweb.sinks import Recorder, Sink
 from skipweb.spec import RunSpec, SpecError
-from skipweb.trainer import Trainer
+from skipweb.training.sinks import Recorder, Sink
+from skipweb.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

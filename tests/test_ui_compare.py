@@ -44,7 +44,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     from skipweb.grid import row
     from skipweb.services.sink import DbSink
     from skipweb.spec import RunSpec
-    from skipweb.trainer import Trainer
+    from skipweb.training.trainer import Trainer
 
     data_dir = tmp_path_factory.mktemp("skipweb")
     url = f"sqlite:///{(data_dir / 'skipweb.db').resolve()}"

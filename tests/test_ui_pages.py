@@ -97,7 +97,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     from db.runs import claim, finish, get_run, request_cancel
     from skipweb.services.sink import DbSink
     from skipweb.spec import RunSpec
-    from skipweb.trainer import Trainer
+    from skipweb.training.trainer import Trainer
 
     tmp = tmp_path_factory.mktemp("ui")
     url = f"sqlite:///{tmp / 'skipweb.db'}"

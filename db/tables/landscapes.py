@@ -1,4 +1,5 @@
-"""Loss landscapes of a run (skipweb.landscape): a 2-D surface, a 1-D slice or the initial→final line.
+"""Loss landscapes of a run (skipweb.training.landscape): a 2-D surface, a 1-D slice or the
+initial→final line.
 
 One row per computed slice; the values are small (a 21×21 grid is 441 floats), so they are stored as JSON.
 ``kind`` '2d': ``x``, ``y`` coordinates and ``loss`` rows (``loss[i][j]`` at ``(x[j], y[i])``); '1d': ``x``

@@ -165,7 +165,7 @@ def _train(spec, *, title, tags, as_json) -> None:
     from skipweb.data import load_dataset
     from skipweb.services.launch import record_local
     from skipweb.services.training import execute
-    from skipweb.sinks import Recorder
+    from skipweb.training.sinks import Recorder
 
     settings = open_db(create=True)
     # Refuse an unavailable dataset (offline, bad subset) before anything is recorded.

@@ -67,7 +67,7 @@ def landscape(
         TimeRemainingColumn,
     )
 
-    from skipweb.landscape import evaluations
+    from skipweb.training.landscape import evaluations
 
     bar = Progress(
         TextColumn("[bold]landscape run {task.fields[run]}"),

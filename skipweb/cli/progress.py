@@ -13,7 +13,7 @@ from rich.progress import (
 )
 
 from skipweb.facts import Metric
-from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
+from skipweb.training.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
 
 
 class ProgressSink(Sink):

@@ -191,7 +191,7 @@ def warm_up(torch) -> None:
     """Before the worker says it is connected: import the training code, and on a GPU create the CUDA context
     and load the convolution and matrix libraries (a bf16 convolution, forward and backward). Otherwise the
     first run of each worker process pays for them: seconds on a GPU, the first click's wait."""
-    import skipweb.trainer  # noqa: F401
+    import skipweb.training.trainer  # noqa: F401
 
     if torch.cuda.is_available():
         conv = torch.nn.Conv2d(3, 16, 3, padding=1).cuda()

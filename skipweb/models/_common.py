@@ -122,7 +122,7 @@ MERGE_KINDS = ("add", "concat", "gate", "long", "none")
 
 @dataclass(frozen=True)
 class BlockLayer:
-    """One block with a merge, in forward order: what :class:`skipweb.probes.BlockProbe` reports on.
+    """One block with a merge, in forward order: what :class:`skipweb.training.probes.BlockProbe` reports on.
 
     ``kind``: ``add`` (residual), ``concat`` (dense), ``gate`` (highway), ``long`` (U-Net encoder level),
     ``none`` (the same block of a no-skip twin: there is a branch but no skip path).
@@ -137,7 +137,7 @@ class Fork(nn.Module):
     """Where a block's input splits into the skip path and the transformed branch: ``xs, xb = fork(x)``.
 
     Outside probe steps both are ``x`` itself and the fork costs nothing. While a probe is attached
-    (``self.probe``, set by :class:`skipweb.probes.BlockProbe` for one step) the probe hands back two
+    (``self.probe``, set by :class:`skipweb.training.probes.BlockProbe` for one step) the probe hands back two
     autograd aliases of ``x`` with gradient hooks, so backward delivers ``dL/dx`` in two parts: what
     came back through the skip and what came back through the branch. They sum to ``dL/dx``.
     No parameters or buffers: adding a fork changes no state dict.

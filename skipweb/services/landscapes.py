@@ -84,7 +84,7 @@ def request_landscape(run_id: int, *, db=None, celery=None, **params) -> Landsca
 # ---- computing -----------------------------------------------------------------------------------------------
 def checked_run(db_url: str, run_id: int):
     """The run's record and its checkpoint payload, or UserError naming why a landscape is impossible."""
-    from skipweb import checkpoint
+    from skipweb.training import checkpoint
 
     record = runs.get_run(db_url, run_id)
     if record is None:
@@ -115,11 +115,11 @@ def compute_and_store(
     may_write=None,
 ):
     """Compute the 2-D surface and the interpolation for ``run_id``; store '2d', '1d' (the centre row) and
-    'interp' rows. Returns the :class:`skipweb.landscape.Landscape`. ``checked``: :func:`checked_run`'s
-    result when the caller has it already."""
+    'interp' rows. Returns the :class:`skipweb.training.landscape.Landscape`. ``checked``:
+    :func:`checked_run`'s result when the caller has it already."""
     from db.landscapes import save_landscape
-    from skipweb.landscape import _finite, compute
     from skipweb.spec import RunSpec
+    from skipweb.training.landscape import _finite, compute
 
     record, state = checked or checked_run(settings.db_url, run_id)
     spec = RunSpec.parse(record.spec_json)

@@ -1,5 +1,5 @@
 """DbSink: the trainer's numbers go to the database, every write fenced by the worker's lease. It joins the
-training side (skipweb.sinks) to db, so it lives in the service layer, which may use both."""
+training side (skipweb.training.sinks) to db, so it lives in the service layer, which may use both."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from db.run_queries import stop_requested
 from db.runs import holds_lease, set_info, set_progress
 from db.session import get_engine
 from skipweb.errors import Unavailable
-from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
+from skipweb.training.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
 
 T = TypeVar("T")
 

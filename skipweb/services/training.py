@@ -38,9 +38,9 @@ def execute_run(
     run_id: int, settings: Settings | None = None, extra_sinks=(), owner: str | None = None
 ) -> Outcome:
     from skipweb.services.sink import DbSink
-    from skipweb.sinks import Sink
     from skipweb.spec import RunSpec, SpecError
-    from skipweb.trainer import Trainer
+    from skipweb.training.sinks import Sink
+    from skipweb.training.trainer import Trainer
 
     settings = settings or get_settings()
     engine = get_engine(settings.db_url)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from db import metrics
-from skipweb import charts, charts_runs
+from skipweb import charts
+from skipweb.charts import runs as charts_runs
 from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,

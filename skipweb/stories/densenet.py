@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from db import metrics
-from skipweb import charts_runs
+from skipweb.charts import runs as charts_runs
 from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,

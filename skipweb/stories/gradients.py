@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from db import blocks, metrics
-from skipweb import charts, charts_blocks
+from skipweb import charts
+from skipweb.charts import blocks as charts_blocks
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,
@@ -164,7 +165,8 @@ def vanish(plain: Init, res: Init, depth: int) -> Finding:
 
 def skip_share(runs: Sequence[Any], series: dict, depth: int) -> tuple[Finding, Any]:
     """With BatchNorm, at step 1: in how many of resnet's blocks does the skip path carry more of the
-    gradient than the block's own layers (skipweb.probes.BlockProbe)? Also returns the series used."""
+    gradient than the block's own layers (skipweb.training.probes.BlockProbe)? Also returns the series
+    used."""
     found = sorted(matching(runs, "resnet", depth, **BN), key=lambda r: r.seed)
     name = want("resnet", depth, **BN)
     s = next((series[r.id] for r in found if series.get(r.id) and int(series[r.id].steps[0]) == 1), None)

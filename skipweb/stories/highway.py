@@ -16,7 +16,9 @@ import numpy as np
 
 from db import metrics
 from db.blocks import read_blocks
-from skipweb import charts, charts_blocks, charts_runs
+from skipweb import charts
+from skipweb.charts import blocks as charts_blocks
+from skipweb.charts import runs as charts_runs
 from skipweb.facts import Metric
 from skipweb.stories.base import (
     AGREES,

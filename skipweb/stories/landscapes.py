@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from db.landscapes import latest_landscapes
-from skipweb.charts_landscape import interp_figure, landscape_figures
+from skipweb.charts.landscape import interp_figure, landscape_figures
 from skipweb.stories.base import (
     AGREES,
     CONTRADICTS,

@@ -72,8 +72,8 @@ def kinds_guessed(dataset: str) -> float | None:
     """The test mIoU of a segmenter that finds every object but guesses its class (evaluate.figure_ground_miou)
     on the dataset's test masks; None where the data is not on this machine."""
     from skipweb.data import DatasetError, load_dataset
-    from skipweb.evaluate import figure_ground_miou
     from skipweb.settings import get_settings
+    from skipweb.training.evaluate import figure_ground_miou
 
     try:
         test = load_dataset(dataset, data_dir=get_settings().datasets_dir, download=False).test

@@ -1,7 +1,7 @@
 """Skip path vs branch, activations and gates per block: the Compare section and the Run detail section.
 
-Data: db.blocks.read_blocks (recorded by skipweb.probes.BlockProbe every probe step). Figures:
-skipweb.charts_blocks. Runs recorded before block probes existed, and torchvision reference nets
+Data: db.blocks.read_blocks (recorded by skipweb.training.probes.BlockProbe every probe step). Figures:
+skipweb.charts.blocks. Runs recorded before block probes existed, and torchvision reference nets
 (whose blocks have no fork points), have no block data; the section says so rather than guessing.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 import streamlit as st
 
 from db.blocks import BlockSeries
-from skipweb import charts, charts_blocks
+from skipweb import charts
+from skipweb.charts import blocks as charts_blocks
 from skipweb.ui import data
 from skipweb.ui.common import first_of_each, show
 

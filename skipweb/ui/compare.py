@@ -84,6 +84,30 @@ def page() -> None:
     if not everything:
         st.info(LAUNCH_HINT)
         return
+    _read_url(url, exps)
+    mode = _sidebar(exps, everything)
+    runs, keys = _chosen(url, mode)
+    _write_params(mode)
+    if not runs:
+        st.info("Pick an experiment or some runs in the sidebar.")
+        return
+    # the projector view of this selection, with the same view options (Present reads Compare's params)
+    shown = {
+        k: v
+        for k, v in st.query_params.items()
+        if k in ("exp", "runs", "x", "smooth", "log", "fold", "metric", "view")
+    }
+    link("present", "Present this view", **shown)
+    if not keys:
+        st.info(
+            f"{len(runs)} run(s) selected, none has logged metrics yet (queued?). This page refreshes on rerun."
+        )
+        return
+    render(url, runs, keys)
+
+
+def _read_url(url: str, exps: Sequence[Any]) -> None:
+    """The selection the URL names, its errors and warnings shown; widget state follows it (_init_state)."""
     params = {k: st.query_params[k] for k in st.query_params}
     sel = resolve(url, params)
     if len(exps) == 1 and "exp" not in params and "runs" not in params:
@@ -97,6 +121,9 @@ def page() -> None:
         st.warning(f"Unknown view {params['view']!r}; choose one of {', '.join(SECTIONS)}. Showing curves.")
     _init_state(sel, params)
 
+
+def _sidebar(exps: Sequence[Any], everything: Sequence[Any]) -> str:
+    """The sidebar's choice of runs and view options; returns the mode ("experiment" or "runs")."""
     with st.sidebar:
         mode = st.radio("Choose", ["experiment", "runs"], key="cmp_mode", horizontal=True)
         if mode == "experiment":
@@ -117,7 +144,11 @@ def page() -> None:
         st.slider("Smoothing (EMA)", 0.0, 0.99, step=0.01, key="cmp_smooth")
         st.toggle("Log y-axis", key="cmp_log")
         st.toggle("Fold seeds (mean ± std)", key="cmp_fold")
+    return mode
 
+
+def _chosen(url: str, mode: str) -> tuple[Sequence[Any], Sequence[str]]:
+    """The chosen runs and the metric keys they logged; the sidebar's metric picker when there are any."""
     ss = st.session_state
     if mode == "experiment":
         runs = data.experiment_runs(url, ss["cmp_exp"]) if ss.get("cmp_exp") is not None else []
@@ -130,23 +161,7 @@ def page() -> None:
         ss["cmp_metric"] = DEFAULT_METRIC if DEFAULT_METRIC in keys else keys[0]
     if keys:  # in the sidebar, so that it keeps its value while another tab is open
         st.sidebar.selectbox("Metric", list(keys), key="cmp_metric", format_func=metric_name)
-    _write_params(mode)
-    if not runs:
-        st.info("Pick an experiment or some runs in the sidebar.")
-        return
-    # the projector view of this selection, with the same view options (Present reads Compare's params)
-    shown = {
-        k: v
-        for k, v in st.query_params.items()
-        if k in ("exp", "runs", "x", "smooth", "log", "fold", "metric", "view")
-    }
-    link("present", "Present this view", **shown)
-    if not keys:
-        st.info(
-            f"{len(runs)} run(s) selected, none has logged metrics yet (queued?). This page refreshes on rerun."
-        )
-        return
-    render(url, runs, keys)
+    return runs, keys
 
 
 # Compare's sections, one tab each; only the open tab is computed and drawn, so a new browser tab lays out

@@ -217,10 +217,10 @@ def latest_landscape_jobs(url: str, run_ids: tuple[int, ...]) -> dict[int, Any]:
 # ---- pure computations (no expiry: keyed by all they depend on) ------------------------------------------
 @st.cache_data(show_spinner="Loading the checkpoint and predicting...", max_entries=8)
 def predictions(spec_json: str, checkpoint_dir: str, mtime: float, n: int = 4, run=None):
-    """skipweb.evaluate.predict_examples for the first ``n`` test images of a run's last checkpoint, on the
-    CPU. ``mtime`` keys the cache to the checkpoint file's version; ``run``: (id, status, steps_done), so a
-    checkpoint older than the run is refused."""
-    from skipweb.evaluate import predict_examples
+    """skipweb.training.evaluate.predict_examples for the first ``n`` test images of a run's last checkpoint,
+    on the CPU. ``mtime`` keys the cache to the checkpoint file's version; ``run``: (id, status, steps_done),
+    so a checkpoint older than the run is refused."""
+    from skipweb.training.evaluate import predict_examples
 
     return predict_examples(spec_json, checkpoint_dir, get_settings().datasets_dir, n, run)
 

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from skipweb import facts
-from skipweb.charts_landscape import interp_figure, landscape_figures
+from skipweb.charts.landscape import interp_figure, landscape_figures
 from skipweb.ui import data
 from skipweb.ui.common import can_write, escape_md, link
 

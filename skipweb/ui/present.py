@@ -11,7 +11,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from skipweb import charts, charts_blocks
+from skipweb import charts
+from skipweb.charts import blocks as charts_blocks
 from skipweb.ui import data, landscape_view, selection, story_view
 from skipweb.ui.common import escape_md, first_of_each, run_context
 

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from skipweb.charts_network import network_map
+from skipweb.charts.network import network_map
 from skipweb.facts import CHECKPOINT_NAME, metric_name
 from skipweb.ui import blocks_view, data, landscape_view
 from skipweb.ui.common import colorize, escape_md, fmt_count, fmt_seconds, int_param, link
@@ -33,7 +33,19 @@ def page() -> None:
         return
     run = found[0]
     url = data.db_url()
+    header(run)
+    spec_section(run)
+    metrics_section(url, run)
+    layers = data.probe_layers(url, (run.id,)).get(run.id, [])
+    layers_section(run, layers)
+    blocks_view.run_section(url, run)
+    if run.family == "unet":
+        gallery_section(run)
+    landscape_view.run_section(run)
 
+
+def header(run) -> None:
+    """Status, progress and size; the failure or cancellation reason; links to the experiment and the retry."""
     st.subheader(f"Run {run.id}: {escape_md(run.label)}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("status", run.status)
@@ -55,6 +67,9 @@ def page() -> None:
         with nav[2]:
             link("run", f"Retry of run {run.retry_of}", run=run.retry_of)
 
+
+def spec_section(run) -> None:
+    """The stored spec beside the environment the run ran in."""
     left, right = st.columns(2)
     with left:
         st.markdown("**Spec**")
@@ -82,14 +97,6 @@ def page() -> None:
             pd.DataFrame({"": list(env), "value": ["" if v is None else str(v) for v in env.values()]}),
             hide_index=True,
         )
-
-    metrics_section(url, run)
-    layers = data.probe_layers(url, (run.id,)).get(run.id, [])
-    layers_section(run, layers)
-    blocks_view.run_section(url, run)
-    if run.family == "unet":
-        gallery_section(run)
-    landscape_view.run_section(run)
 
 
 def _when(t) -> str | None:

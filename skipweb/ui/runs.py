@@ -107,10 +107,33 @@ COLUMNS = {
 def page() -> None:
     st.title("Runs")
     exps = data.cached_experiments()
+    by_id = {e.id: e for e in exps}
+    exp_choice, family, status, tag = filters(exps, by_id)
+    _sync_params(exp=exp_choice, family=family, status=status, tag=tag)
+
+    if not exps:
+        st.info("No experiments yet.")
+        link("launch", "Launch one")
+        return
+
+    if exp_choice is not None:
+        experiment_header(by_id[exp_choice])
+
+    active = any(e.counts.get(s) for e in exps for s in ACTIVE)
+    live_table(exp_choice, family, status, tag, run_every="2s" if active else None)
+    if can_write():
+        actions(exp_choice)
+    else:
+        write_denied_note()
+    experiments_table(exps)
+
+
+def filters(exps, by_id) -> tuple:
+    """The four filters (experiment, family, status, tag), started from the query string; a value there
+    that names nothing gets a warning and is ignored. Returns the chosen (exp id, family, status, tag)."""
     exp_id = int_param("exp", what="experiment id")
     qp_family, qp_status, qp_tag = str_param("family"), str_param("status"), str_param("tag")
 
-    by_id = {e.id: e for e in exps}
     if exp_id is not None and exp_id not in by_id:
         st.warning(f"experiment {exp_id} does not exist (deleted?); showing all experiments")
         exp_id = None
@@ -151,23 +174,11 @@ def page() -> None:
         format_func=lambda t: t or "all",
         key="runs_tag",
     )
-    _sync_params(exp=exp_choice, family=family, status=status, tag=tag)
+    return exp_choice, family, status, tag
 
-    if not exps:
-        st.info("No experiments yet.")
-        link("launch", "Launch one")
-        return
 
-    if exp_choice is not None:
-        experiment_header(by_id[exp_choice])
-
-    active = any(e.counts.get(s) for e in exps for s in ACTIVE)
-    live_table(exp_choice, family, status, tag, run_every="2s" if active else None)
-    if can_write():
-        actions(exp_choice)
-    else:
-        write_denied_note()
-
+def experiments_table(exps) -> None:
+    """Every experiment with its run counts by status and links to compare it or list its runs."""
     st.subheader("Experiments")
     st.dataframe(
         pd.DataFrame(

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from skipweb import charts, charts_runs
+from skipweb import charts
+from skipweb.charts import runs as charts_runs
 from skipweb.facts import MAX_ID, Metric
 from skipweb.ui import data
 

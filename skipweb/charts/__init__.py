@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative, sequential
 from plotly.subplots import make_subplots
 
-from skipweb.charts_network import block_of
+from skipweb.charts.network import block_of
 from skipweb.facts import metric_name
 
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Dark2

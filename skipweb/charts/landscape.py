@@ -1,5 +1,6 @@
-"""Plotly figures of loss landscapes (skipweb.landscape): contours and 3-D surfaces of several runs side by
-side on ONE colour scale, and the initial→final interpolation lines. Pure functions of the stored values.
+"""Plotly figures of loss landscapes (skipweb.training.landscape): contours and 3-D surfaces of several
+runs side by side on ONE colour scale, and the initial→final interpolation lines. Pure functions of the
+stored values.
 
 Losses are drawn as log10 by default: a filter-normalized slice spans orders of magnitude (the loss at
 ±1 can be 1000× the loss at the centre). Missing (non-finite) losses are gaps.
@@ -43,7 +44,7 @@ def landscape_figures(
     """``(contours, surfaces)`` for ``{label: landscape}``, one panel per run, one shared colour scale.
 
     A landscape is anything with ``x``, ``y`` and ``loss`` rows (``loss[i][j]`` at ``(x[j], y[i])``): a
-    ``db.landscapes.LandscapeRecord``, a ``skipweb.landscape.Landscape`` or its ``as_json()`` dict.
+    ``db.landscapes.LandscapeRecord``, a ``skipweb.training.landscape.Landscape`` or its ``as_json()`` dict.
     """
     labels = list(landscapes)
     grids = [_grid(landscapes[k]) for k in labels]

@@ -263,7 +263,7 @@ def build_models(spec, final_state: Mapping[str, torch.Tensor], *, data_dir: Pat
     """``(data, initial_model, final_model)`` for a run's spec, built exactly as the Trainer does —
     ``seed_everything(seed)``, ``load_dataset``, then ``spec.build_model`` — so ``initial_model`` holds the
     run's initial weights."""
-    from skipweb.trainer import seed_everything
+    from skipweb.training.trainer import seed_everything
 
     seed_everything(spec.seed)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.seed, subset=spec.subset)

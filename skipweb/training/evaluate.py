@@ -73,9 +73,9 @@ def predict_examples(spec_json: str, checkpoint_dir: str, data_dir, n: int = 4, 
 
     import numpy as np
 
-    from skipweb import checkpoint
     from skipweb.data import DeviceLoader, load_dataset
     from skipweb.spec import RunSpec
+    from skipweb.training import checkpoint
 
     spec = RunSpec.parse(spec_json)
     if run is not None:

@@ -32,7 +32,7 @@ class ProbePoint:
     grad_norm: list[float]
     weight_norm: list[float]
     update_ratio: list[float]  # ||W_after - W_before|| / ||W_after|| for this step's update
-    # per block (skipweb.probes.BlockProbe), lists in block order; empty for models without blocks
+    # per block (skipweb.training.probes.BlockProbe), lists in block order; empty for models without blocks
     skip_grad: list[float] = field(default_factory=list)
     branch_grad: list[float] = field(default_factory=list)
     act_mean: list[float] = field(default_factory=list)

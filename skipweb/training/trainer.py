@@ -20,17 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from skipweb import checkpoint
 from skipweb.data import IGNORE_INDEX, DataBundle, DeviceLoader, load_dataset
 from skipweb.describe import count_flops
 from skipweb.errors import Unavailable, one_line
-from skipweb.evaluate import evaluate
 from skipweb.facts import Metric, split_key
 from skipweb.models import count_params
-from skipweb.optim import build_optimizer, build_schedule
-from skipweb.probes import BLOCK_STATS, BlockProbe, GradProbe
-from skipweb.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
 from skipweb.spec import RunSpec
+from skipweb.training import checkpoint
+from skipweb.training.evaluate import evaluate
+from skipweb.training.optim import build_optimizer, build_schedule
+from skipweb.training.probes import BLOCK_STATS, BlockProbe, GradProbe
+from skipweb.training.sinks import MetricPoint, ProbePoint, RunInfo, RunResult, Sink
 
 log = logging.getLogger(__name__)
 

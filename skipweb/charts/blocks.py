@@ -1,4 +1,4 @@
-"""Plotly figures for the per-block probes (skipweb.probes.BlockProbe): pure functions of arrays.
+"""Plotly figures for the per-block probes (skipweb.training.probes.BlockProbe): pure functions of arrays.
 
 The skip/branch ratio is drawn as log10(skip / branch) on a diverging scale centred at 0: red blocks
 get more of their input gradient through the skip path than through their own layers, blue ones less.
