@@ -157,3 +157,24 @@ def _fresh_page_registry():
     common = sys.modules.get("skipweb.ui.common")
     if common is not None:
         common.PAGES.clear()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The dashboard's tests: SKIPWEB_* pointing at a temp data dir and a migrated SQLite database, no sign-in
+    configured, tmp_path as the working directory (no .env or .streamlit/secrets.toml from the repo)."""
+    from db import migrate
+    from db.session import dispose_engine
+    from skipweb.settings import get_settings
+
+    url = f"sqlite:///{tmp_path / 'skipweb.db'}"
+    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SKIPWEB_DATABASE_URL", url)
+    for name in ("SKIPWEB_BROKER_URL", "SKIPWEB_AUTH_FILE", "SKIPWEB_ALLOW_ANONYMOUS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    migrate.upgrade(url)
+    yield url
+    get_settings.cache_clear()
+    dispose_engine(url)

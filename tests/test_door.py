@@ -18,26 +18,6 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A migrated SQLite database in tmp_path, no sign-in configured, tmp_path as the working directory."""
-    from db import migrate
-    from db.session import dispose_engine
-    from skipweb.settings import get_settings
-
-    url = f"sqlite:///{tmp_path / 'skipweb.db'}"
-    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("SKIPWEB_DATABASE_URL", url)
-    for name in ("SKIPWEB_BROKER_URL", "SKIPWEB_AUTH_FILE", "SKIPWEB_ALLOW_ANONYMOUS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)  # no .env or .streamlit/secrets.toml from the repo
-    get_settings.cache_clear()
-    migrate.upgrade(url)
-    yield url
-    get_settings.cache_clear()
-    dispose_engine(url)
-
-
-@pytest.fixture
 def address():
     """Set Streamlit's server.address as `streamlit run --server.address A` would; the app reads it."""
     from streamlit import config

@@ -51,26 +51,6 @@ def texts(at: AppTest) -> str:
     return re.sub(r"\\(.)", r"\1", "\n".join(sources(at)))
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """SKIPWEB_* pointing at a temp data dir and a migrated SQLite database; settings cache cleared."""
-    from db import migrate
-    from db.session import dispose_engine
-    from skipweb.settings import get_settings
-
-    url = f"sqlite:///{tmp_path / 'skipweb.db'}"
-    monkeypatch.setenv("SKIPWEB_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("SKIPWEB_DATABASE_URL", url)
-    monkeypatch.delenv("SKIPWEB_BROKER_URL", raising=False)
-    monkeypatch.delenv("SKIPWEB_AUTH_FILE", raising=False)
-    monkeypatch.chdir(tmp_path)  # no .env or .streamlit/secrets.toml from the repo
-    get_settings.cache_clear()
-    migrate.upgrade(url)
-    yield url
-    get_settings.cache_clear()
-    dispose_engine(url)
-
-
 def count_runs(url: str) -> int:
     from db.run_queries import list_runs
 
