@@ -303,7 +303,8 @@ def test_the_served_dashboard_imports_its_pages_before_the_first_viewer() -> Non
         "from skipweb.ui import server\n"
         "assert not any(m.startswith('skipweb.ui.compare') for m in sys.modules)\n"
         "server.warm()\n"
-        "print(sorted(m for m in sys.modules if m in {f'skipweb.ui.{p}' for p in server.PAGES}))\n"
+        "from skipweb.ui.common import PAGE_MODULES\n"
+        "print(sorted(m for m in sys.modules if m in {f'skipweb.ui.{m}' for m, _ in PAGE_MODULES.values()}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

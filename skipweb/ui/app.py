@@ -9,7 +9,7 @@ import streamlit as st
 
 from db import SchemaError
 from skipweb.services.schema import check
-from skipweb.ui.common import PAGES, closed_door, sidebar_auth
+from skipweb.ui.common import PAGE_MODULES, PAGES, closed_door, sidebar_auth
 from skipweb.ui.data import engine
 
 
@@ -39,13 +39,7 @@ def main() -> None:
         st.stop()
 
     # Pages are callables, not files, so the router needs no path: it runs the same from a checkout or a wheel.
-    PAGES.update(
-        launch=st.Page(_route("launch"), title="Launch", url_path="launch"),
-        runs=st.Page(_route("runs"), title="Runs", url_path="runs"),
-        compare=st.Page(_route("compare"), title="Compare", url_path="compare"),
-        run=st.Page(_route("run_detail"), title="Run detail", url_path="run"),
-        present=st.Page(_route("present"), title="Present", url_path="present"),
-    )
+    PAGES.update({url: st.Page(_route(module), title=title, url_path=url) for url, (module, title) in PAGE_MODULES.items()})
     root = st.Page(home, title="skipweb", url_path="home", default=True, visibility="hidden")
     nav = st.navigation([root, *PAGES.values()])
     sidebar_auth()

@@ -25,6 +25,10 @@ from skipweb.settings import get_settings
 
 USER_KEY = "skipweb_user"
 PAGES: dict = {}  # url name -> st.Page, filled by the router (ui/app.py), for st.page_link between callable pages
+# The dashboard's pages, in menu order, written once: url path -> (module in skipweb.ui, title). The router
+# (skipweb/ui/app.py) routes them; the server (skipweb/ui/server.py) imports them before its first viewer.
+PAGE_MODULES = {"launch": ("launch", "Launch"), "runs": ("runs", "Runs"), "compare": ("compare", "Compare"),
+                "run": ("run_detail", "Run detail"), "present": ("present", "Present")}
 
 
 def link(page: str, label: str, **params) -> None:

@@ -12,8 +12,6 @@ import importlib
 import logging
 import sys
 
-PAGES = ("launch", "runs", "compare", "run_detail", "present")
-
 
 def warm() -> None:
     """Import every page module. Each ``@st.cache_data`` checks its parameters when it is applied and logs
@@ -21,12 +19,14 @@ def warm() -> None:
     in the runtime), so that one logger is quiet meanwhile."""
     from streamlit.runtime.caching import cache_data_api  # first: importing it sets its logger's level
 
+    from skipweb.ui.common import PAGE_MODULES
+
     log = logging.getLogger(cache_data_api.__name__)
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        for page in PAGES:
-            importlib.import_module(f"skipweb.ui.{page}")
+        for module, _ in PAGE_MODULES.values():
+            importlib.import_module(f"skipweb.ui.{module}")
     finally:
         log.setLevel(level)
 
