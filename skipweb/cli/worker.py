@@ -37,9 +37,12 @@ def worker(
         per = per_gpu or default_per_gpu(len(indices))
         slots = [(g, k) for g in indices for k in range(per)]
         if len(slots) > 1:  # one child process per slot, each pinned to its GPU
+            # each child sees only its GPU (CUDA reads CUDA_VISIBLE_DEVICES once, when torch first asks it
+            # anything, so the mask is set before the child starts), as its GPU 0
             share = str(threads or share_of_cores(len(slots)))
-            supervise([[sys.executable, "-m", "skipweb", "worker", "--gpus", str(g), "--per-gpu", "1",
-                        "--threads", share, "--loglevel", loglevel] for g, _ in slots],
+            argv = [sys.executable, "-m", "skipweb", "worker", "--gpus", "0", "--per-gpu", "1", "--threads", share,
+                    "--loglevel", loglevel]
+            supervise([(argv, {**os.environ, "CUDA_VISIBLE_DEVICES": physical_gpu(g)}) for g, _ in slots],
                       f"{len(slots)} GPU worker processes ({per} per GPU on GPU {', '.join(map(str, indices))})")  # fmt: skip
             return
         os.environ["CUDA_VISIBLE_DEVICES"] = physical_gpu(indices[0])
@@ -94,12 +97,12 @@ def share_of_cores(processes: int) -> int:
     return max(1, cores // max(1, processes))
 
 
-def supervise(argvs: list[list[str]], what: str) -> None:
+def supervise(children: list[tuple[list[str], dict[str, str]]], what: str) -> None:
     """Run the worker processes until SIGINT, SIGTERM or SIGHUP, which stop them all (killed after 15 s: a
     worker's warm shutdown would wait for its run; the lease sweep resumes it from its checkpoint). A process
     that dies on its own is started again after 5 s (its run, if any, is resumed the same way)."""
     print(f"skipweb worker: {what}", file=sys.stderr, flush=True)
-    procs = [subprocess.Popen(a) for a in argvs]
+    procs = [subprocess.Popen(argv, env=env) for argv, env in children]
     stopping = []
 
     def stop(signum, _frame) -> None:
@@ -114,7 +117,7 @@ def supervise(argvs: list[list[str]], what: str) -> None:
                     print(f"skipweb worker: process {p.pid} exited ({p.returncode}); starting it again in 5 s",
                           file=sys.stderr, flush=True)  # fmt: skip
                     time.sleep(5)
-                    procs[i] = subprocess.Popen(argvs[i])
+                    procs[i] = subprocess.Popen(children[i][0], env=children[i][1])
             time.sleep(0.5)
     finally:
         for p in procs:
