@@ -14,7 +14,9 @@ import streamlit as st
 from skipweb import charts
 from skipweb.facts import metric_name
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import escape_md, first_of_each, fmt_seconds, link, show
+from skipweb.ui.figures import first_of_each, show
+from skipweb.ui.formatting import escape_md, fmt_seconds
+from skipweb.ui.links import link
 from skipweb.ui.selection import (
     DEFAULT_METRIC,
     FINAL_METRICS,
