@@ -81,7 +81,7 @@ def open_door(host: str, auth_file: Path | None, secrets: Path | None, allow_ano
     """Why serving the dashboard on ``host`` would open it to the network with no sign-in (one line), or
     None when it may serve: a loopback address, a password file that exists, OIDC (an [auth] section in
     the ``secrets`` file; None: not configured), or an explicit SKIPWEB_ALLOW_ANONYMOUS=1. Checked by
-    ``skipweb up`` before it starts Streamlit, and by app.py itself on every page (skipweb.ui.common)."""
+    ``skipweb up`` before it starts Streamlit, and by app.py itself on every page (skipweb.ui.auth)."""
     if loopback(host) or allow_anonymous or oidc_in(secrets):
         return None
     if auth_file is not None and Path(auth_file).is_file():

@@ -149,14 +149,14 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_page_registry():
-    """app.py fills skipweb.ui.common.PAGES when an AppTest runs it; a later test calling a page function on
+    """app.py fills skipweb.ui.links.PAGES when an AppTest runs it; a later test calling a page function on
     its own must not inherit those st.Page objects (its links and page switches would go through them)."""
     yield
     import sys
 
-    common = sys.modules.get("skipweb.ui.common")
-    if common is not None:
-        common.PAGES.clear()
+    links = sys.modules.get("skipweb.ui.links")
+    if links is not None:
+        links.PAGES.clear()
 
 
 @pytest.fixture

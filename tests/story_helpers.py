@@ -17,7 +17,8 @@ import pytest
 from db import experiments, metrics, migrate, runs
 from skipweb.grid import row
 from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, get_story, story_experiment, story_runs
-from skipweb.stories.base import ERROR_FLOOR, HIGHER, LOWER, MIN_SEEDS, NOISE_STDS, SAME, num
+from skipweb.stories.base import ERROR_FLOOR, HIGHER, LOWER, MIN_SEEDS, NOISE_STDS, SAME
+from skipweb.stories.numbers import num
 
 TINY = {"epochs": 1, "subset": 64, "batch_size": 32, "probe_every": 5, "device": "cpu"}
 # where a story compares error rates, enough steps to leave chance level (else its findings say so)

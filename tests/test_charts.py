@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from skipweb import charts
+from skipweb.charts import curves as charts_curves
 from skipweb.charts import runs as charts_runs
 
 
@@ -45,7 +46,7 @@ def test_fold_three_seeds_matches_numpy():
     df = _frame(vals)
     labels = {1: "resnet-20", 2: "resnet-20", 3: "resnet-20", 4: "plain-20"}
     groups = {1: "g", 2: "g", 3: "g", 4: "h"}
-    fig = charts.curves(df, "train/loss", labels, fold=True, groups=groups)
+    fig = charts_curves.curves(df, "train/loss", labels, fold=True, groups=groups)
     stack = np.stack([vals[1], vals[2], vals[3]])
     mean, std = stack.mean(axis=0), stack.std(axis=0)
     by_name = {t.name: t for t in fig.data if t.name}
@@ -61,7 +62,7 @@ def test_fold_three_seeds_matches_numpy():
 
 def test_smoothing_draws_raw_curve_behind_and_ema():
     y = np.array([1.0, 0.0, 0.0, 0.0])
-    fig = charts.curves(_frame({1: y}), "train/loss", {1: "a"}, smoothing=0.5, log_y=True, x="wall")
+    fig = charts_curves.curves(_frame({1: y}), "train/loss", {1: "a"}, smoothing=0.5, log_y=True, x="wall")
     raw, smooth = fig.data
     np.testing.assert_allclose(raw.y, y)
     np.testing.assert_allclose(smooth.y, [1.0, 0.5, 0.25, 0.125])
@@ -70,10 +71,10 @@ def test_smoothing_draws_raw_curve_behind_and_ema():
 
 
 def test_samples_axis_is_step_times_batch():
-    fig = charts.curves(_frame({1: np.ones(5)}), "train/loss", {1: "a"}, x="samples", batch_sizes={1: 128})
+    fig = charts_curves.curves(_frame({1: np.ones(5)}), "train/loss", {1: "a"}, x="samples", batch_sizes={1: 128})
     np.testing.assert_array_equal(fig.data[0].x, np.arange(5) * 128)
     with pytest.raises(ValueError, match="x must be one of"):
-        charts.curves(_frame({1: np.ones(5)}), "train/loss", {1: "a"}, x="bogus")
+        charts_curves.curves(_frame({1: np.ones(5)}), "train/loss", {1: "a"}, x="bogus")
 
 
 def test_downsample_keeps_endpoints_extremes_and_bound():
@@ -81,13 +82,13 @@ def test_downsample_keeps_endpoints_extremes_and_bound():
     x = np.arange(100_003)
     y = rng.normal(size=x.size)
     y[4242] = 50.0  # a spike must survive
-    dx, dy, idx = charts.downsample(x, y, max_points=500)
+    dx, dy, idx = charts_curves.downsample(x, y, max_points=500)
     assert len(dx) <= 500
     assert dx[0] == 0 and dx[-1] == x[-1]
     assert dy.max() == 50.0 and dy.min() == y.min()
     assert np.all(np.diff(dx) > 0)
     np.testing.assert_array_equal(dy, y[idx])
-    sx, sy, _ = charts.downsample(x[:10], y[:10], max_points=500)  # short series untouched
+    sx, sy, _ = charts_curves.downsample(x[:10], y[:10], max_points=500)  # short series untouched
     np.testing.assert_array_equal(sy, y[:10])
 
 
@@ -228,7 +229,7 @@ def test_one_colour_per_configuration_on_every_page():
     assert len({page[k] for k in ("plain-20", "plain-56", "resnet-20", "resnet-56 · seed 0")}) == 4
     variants = charts.color_map(["unet-3 (skip=concat)", "unet-3 (skip=add)", "unet-3 (skip=none)"])
     assert len(set(variants.values())) == 3
-    dashes = charts.seed_dashes(["resnet-56 · seed 0", "resnet-56 · seed 1", "plain-20"])
+    dashes = charts_curves.seed_dashes(["resnet-56 · seed 0", "resnet-56 · seed 1", "plain-20"])
     assert dashes["resnet-56 · seed 0"] != dashes["resnet-56 · seed 1"] and dashes["plain-20"] == "solid"
     # the depth plot's family lines are in their family's hue too
     fam = charts.color_map(["plain", "resnet"])

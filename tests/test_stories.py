@@ -37,7 +37,8 @@ from db import blocks, experiments, metrics, runs
 from db.session import dispose_engine
 from skipweb.grid import row
 from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES, get_story, story_experiment
-from skipweb.stories.base import HIGHER, LOWER, num, times
+from skipweb.stories.base import HIGHER, LOWER
+from skipweb.stories.numbers import num, times
 
 
 @pytest.fixture(scope="module")
@@ -311,8 +312,8 @@ def test_gradient_regimes_verdict_logic_with_fabricated_probes(tmp_path: Path) -
 # ---- 3. addition vs concatenation ------------------------------------------------------------------------
 def test_add_vs_concat_findings_match_the_runs(digits) -> None:  # noqa: F811
     """On the shared digits runs (the preset's nets and dataset, one epoch)."""
-    from skipweb.stories.base import count
     from skipweb.stories.densenet import MATCH
+    from skipweb.stories.numbers import count
 
     url, recs = digits["url"], digits["recs"]
     view = build(url, "add-vs-concat")

@@ -33,7 +33,8 @@ from story_helpers import (
 from db.session import dispose_engine
 from skipweb.data import get_dataset_info
 from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES
-from skipweb.stories.base import CHANCE, ERROR_FLOOR, HIGHER, LOWER, MIN_SEEDS, NOISE_STDS, num
+from skipweb.stories.base import CHANCE, ERROR_FLOOR, HIGHER, LOWER, MIN_SEEDS, NOISE_STDS
+from skipweb.stories.numbers import num
 
 
 @pytest.fixture(scope="module")

@@ -270,7 +270,7 @@ def test_present_says_what_it_shows(trained, monkeypatch):
     assert context.startswith(f"Experiment #{trained['exp']} «plain vs resnet» · digits · 2 epochs, batch 64, lr ")
     from types import SimpleNamespace
 
-    from skipweb.ui.common import run_context
+    from skipweb.ui.formatting import run_context
 
     one = SimpleNamespace(spec={"dataset": "digits", "epochs": 1, "batch_size": 32, "lr": 0.025, "seed": 0},
                           created_at=None)
@@ -281,7 +281,7 @@ def test_present_says_what_it_shows(trained, monkeypatch):
 def test_heatmaps_default_to_one_run_of_each_configuration():
     """The default heatmap selection shows every kind of net before a second seed of any (a story's runs come
     sorted by configuration, so the first four were often four seeds of plain nets)."""
-    from skipweb.ui.common import first_of_each
+    from skipweb.ui.figures import first_of_each
 
     names = ["plain-20 · seed 0", "plain-20 · seed 1", "plain-56 · seed 0", "plain-56 · seed 1",
              "resnet-20 · seed 0", "resnet-20 · seed 1", "resnet-56 · seed 0"]  # fmt: skip
@@ -303,7 +303,7 @@ def test_the_served_dashboard_imports_its_pages_before_the_first_viewer() -> Non
         "from skipweb.ui import server\n"
         "assert not any(m.startswith('skipweb.ui.compare') for m in sys.modules)\n"
         "server.warm()\n"
-        "from skipweb.ui.common import PAGE_MODULES\n"
+        "from skipweb.ui.links import PAGE_MODULES\n"
         "print(sorted(m for m in sys.modules if m in {f'skipweb.ui.{m}' for m, _ in PAGE_MODULES.values()}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -22,7 +22,7 @@ TIMEOUT = 60
 def _page(name: str) -> None:
     import importlib
 
-    from skipweb.ui.common import sidebar_auth
+    from skipweb.ui.auth import sidebar_auth
 
     sidebar_auth()
     importlib.import_module(f"skipweb.ui.{name}").page()

@@ -9,6 +9,7 @@ from typing import Any
 
 from db import metrics
 from skipweb import charts
+from skipweb.charts import curves as charts_curves
 from skipweb.charts import runs as charts_runs
 from skipweb.facts import Metric
 from skipweb.stories.base import (
@@ -87,7 +88,7 @@ def build(db: Any, runs: list[Any], preset: Preset) -> StoryView:
     df = metrics.read_metrics(db, [r.id for r in runs], [KEY])
     if len(df):
         labels = {r.id: r.label if r.seed == 0 else f"{r.label} · seed {r.seed}" for r in runs}
-        fig = charts.curves(df, KEY, labels, x="epoch")
+        fig = charts_curves.curves(df, KEY, labels, x="epoch")
         view.figures.append(("Training error per epoch.", fig))
     return view
 

@@ -25,13 +25,12 @@ from skipweb.stories.base import (
     Story,
     StoryView,
     at_chance,
-    count,
     group,
     missing_finding,
-    num,
     too_few_seeds,
     versus,
 )
+from skipweb.stories.numbers import count, num
 
 KEY = Metric.TEST_ERROR
 MATCH = 1.5  # the larger of a pair has at most 1.5× the parameters of the smaller

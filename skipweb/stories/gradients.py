@@ -31,11 +31,9 @@ from skipweb.stories.base import (
     Story,
     StoryView,
     matching,
-    num,
-    ratio,
-    times,
     want,
 )
+from skipweb.stories.numbers import num, ratio, times
 
 BN = {"norm": "batch", "init": "kaiming"}
 SMALL = {"norm": "none", "init": "small"}

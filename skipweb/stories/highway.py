@@ -37,10 +37,10 @@ from skipweb.stories.base import (
     judge,
     matching,
     missing_finding,
-    num,
     too_few_seeds,
     want,
 )
+from skipweb.stories.numbers import num
 
 KEY = Metric.TEST_ERROR
 

@@ -33,9 +33,9 @@ from skipweb.stories.base import (
     Story,
     StoryView,
     matching,
-    num,
     want,
 )
+from skipweb.stories.numbers import num
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from skipweb.stories.base import (
     StoryView,
     group,
     missing_finding,
-    num,
     too_few_seeds,
     versus,
 )
+from skipweb.stories.numbers import num
 
 KEY = Metric.TEST_MIOU
 ACC = Metric.TEST_PIXEL_ACC

@@ -9,8 +9,9 @@ import streamlit as st
 
 from db import SchemaError
 from skipweb.services.schema import check
-from skipweb.ui.common import PAGE_MODULES, PAGES, closed_door, sidebar_auth
+from skipweb.ui.auth import closed_door, sidebar_auth
 from skipweb.ui.data import engine
+from skipweb.ui.links import PAGE_MODULES, PAGES
 
 
 def _route(module: str):

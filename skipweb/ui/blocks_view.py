@@ -16,7 +16,7 @@ from db.blocks import BlockSeries
 from skipweb import charts
 from skipweb.charts import blocks as charts_blocks
 from skipweb.ui import data
-from skipweb.ui.common import first_of_each, show
+from skipweb.ui.figures import first_of_each, show
 
 EXPLAIN = (
     "For each block, the gradient reaching its input is split into the part that came back **through "

@@ -11,10 +11,12 @@ from typing import Any
 
 import streamlit as st
 
-from skipweb import charts
+from skipweb.charts import curves as charts_curves
 from skipweb.facts import metric_name
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import escape_md, first_of_each, fmt_seconds, link, show
+from skipweb.ui.figures import first_of_each, show
+from skipweb.ui.formatting import escape_md, fmt_seconds
+from skipweb.ui.links import link
 from skipweb.ui.selection import (
     DEFAULT_METRIC,
     FINAL_METRICS,
@@ -140,7 +142,7 @@ def _sidebar(exps: Sequence[Any], everything: Sequence[Any]) -> str:
             for rid in st.session_state.get("cmp_runs", []):  # runs older than the list's limit
                 run_names.setdefault(rid, f"#{rid}")
             st.multiselect("Runs", list(run_names), key="cmp_runs", format_func=run_names.get)
-        st.radio("x-axis", list(charts.X_AXES), key="cmp_x", horizontal=True)
+        st.radio("x-axis", list(charts_curves.X_AXES), key="cmp_x", horizontal=True)
         st.slider("Smoothing (EMA)", 0.0, 0.99, step=0.01, key="cmp_smooth")
         st.toggle("Log y-axis", key="cmp_log")
         st.toggle("Fold seeds (mean ± std)", key="cmp_fold")
@@ -193,7 +195,7 @@ def _curves(url: str, runs: Sequence[Any]) -> None:
     )
     show(fig, "curves", "curves")
     st.caption(
-        f"Series longer than {charts.MAX_POINTS:,} points are shown as means of consecutive-step buckets."
+        f"Series longer than {charts_curves.MAX_POINTS:,} points are shown as means of consecutive-step buckets."
     )
     _summary(url, runs)
 

@@ -17,7 +17,9 @@ import streamlit as st
 from skipweb import facts
 from skipweb.charts.landscape import interp_figure, landscape_figures
 from skipweb.ui import data
-from skipweb.ui.common import can_write, escape_md, link
+from skipweb.ui.auth import can_write
+from skipweb.ui.formatting import escape_md
+from skipweb.ui.links import link
 
 HOW = (
     "Compute one with **Compute landscape** on the run's Run detail page, or from a shell: "

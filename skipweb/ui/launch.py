@@ -18,17 +18,11 @@ from skipweb.services.launch import submit
 from skipweb.spec import RunSpec, SpecError
 from skipweb.stories import STORIES
 from skipweb.ui import data
-from skipweb.ui.common import (
-    can_write,
-    current_user,
-    fmt_count,
-    fmt_seconds,
-    link,
-    story_links,
-    write_denied_note,
-)
+from skipweb.ui.auth import can_write, current_user, write_denied_note
+from skipweb.ui.formatting import fmt_count, fmt_seconds
 from skipweb.ui.launch_form import out_of_range, parse_seeds
 from skipweb.ui.launch_sections import BASE_DEFAULTS, Form, K, form
+from skipweb.ui.links import link, story_links
 
 # One click each: fills the form. ``options`` values are lists: the grid runs every combination. The six
 # reproduction stories (skipweb.stories) are the source of truth for their presets; a story preset fills

@@ -18,8 +18,8 @@ from skipweb.data import get_dataset_info, list_datasets
 from skipweb.models import OPTION_HELP, declared_options, get_info, list_models
 from skipweb.recipes import recipe_for
 from skipweb.spec import RunSpec, choices
-from skipweb.ui.common import link
 from skipweb.ui.launch_form import OPTION_LABELS
+from skipweb.ui.links import link
 
 K = "launch_"  # session-state prefix of this page's widgets
 DEPTH_LIMIT = 200

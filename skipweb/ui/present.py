@@ -14,7 +14,8 @@ import streamlit as st
 from skipweb import charts
 from skipweb.charts import blocks as charts_blocks
 from skipweb.ui import data, landscape_view, selection, story_view
-from skipweb.ui.common import escape_md, first_of_each, run_context
+from skipweb.ui.figures import first_of_each
+from skipweb.ui.formatting import escape_md, run_context
 
 CHARTS = ("curves", "heatmaps", "depth", "degradation", "params", "blocks", "landscape")
 DEFAULT_CHARTS = ("curves", "heatmaps", "degradation")

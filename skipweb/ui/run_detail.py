@@ -13,7 +13,9 @@ import streamlit as st
 from skipweb.charts.network import network_map
 from skipweb.facts import CHECKPOINT_NAME, metric_name
 from skipweb.ui import blocks_view, data, landscape_view
-from skipweb.ui.common import colorize, escape_md, fmt_count, fmt_seconds, int_param, link
+from skipweb.ui.formatting import escape_md, fmt_count, fmt_seconds
+from skipweb.ui.links import int_param, link
+from skipweb.ui.masks import colorize
 
 FAILED = ("failed", "diverged")
 

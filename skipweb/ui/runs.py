@@ -17,16 +17,9 @@ from skipweb.facts import ACTIVE_STATUSES, ERROR_KEYS
 from skipweb.models import list_models
 from skipweb.services import presence
 from skipweb.ui import data
-from skipweb.ui.common import (
-    can_write,
-    escape_md,
-    fmt_seconds,
-    int_param,
-    link,
-    story_links,
-    str_param,
-    write_denied_note,
-)
+from skipweb.ui.auth import can_write, write_denied_note
+from skipweb.ui.formatting import escape_md, fmt_seconds
+from skipweb.ui.links import int_param, link, story_links, str_param
 
 ACTIVE = ACTIVE_STATUSES
 

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from skipweb import charts
+from skipweb.charts import curves as charts_curves
 from skipweb.charts import runs as charts_runs
 from skipweb.facts import MAX_ID, Metric
 from skipweb.ui import data
@@ -85,11 +86,11 @@ def resolve(url: str, params: Mapping[str, str]) -> Selection:
             else:
                 sel.runs = data.experiment_runs(url, sel.experiment_id)
     if (x := params.get("x")) is not None:
-        if x in charts.X_AXES:
+        if x in charts_curves.X_AXES:
             sel.x = x
         else:
             sel.warnings.append(
-                f"Unknown x-axis {x!r}; choose one of {', '.join(charts.X_AXES)}. Using step."
+                f"Unknown x-axis {x!r}; choose one of {', '.join(charts_curves.X_AXES)}. Using step."
             )
     if (sm := params.get("smooth")) is not None:
         try:
@@ -121,9 +122,9 @@ def curve_figure(
     url: str, runs: Sequence[Any], key: str, x: str, smooth: float, log: bool, fold: bool
 ) -> go.Figure:
     rids = data.ids([r.id for r in runs])
-    df = data.metric_display(url, rids, key, charts.MAX_POINTS)
+    df = data.metric_display(url, rids, key, charts_curves.MAX_POINTS)
     labels = {r.id: r.label for r in runs} if fold else display_labels(runs)
-    return charts.curves(
+    return charts_curves.curves(
         df,
         key,
         labels,

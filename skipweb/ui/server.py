@@ -19,7 +19,7 @@ def warm() -> None:
     in the runtime), so that one logger is quiet meanwhile."""
     from streamlit.runtime.caching import cache_data_api  # first: importing it sets its logger's level
 
-    from skipweb.ui.common import PAGE_MODULES
+    from skipweb.ui.links import PAGE_MODULES
 
     log = logging.getLogger(cache_data_api.__name__)
     level = log.level

@@ -21,7 +21,9 @@ from skipweb.facts import CHECKPOINT_NAME
 from skipweb.stories import STORIES, Story, StoryView
 from skipweb.stories.deck import chart_of, deck_html
 from skipweb.ui import data
-from skipweb.ui.common import colorize, escape_md, link, run_context
+from skipweb.ui.formatting import escape_md, run_context
+from skipweb.ui.links import link
+from skipweb.ui.masks import colorize
 
 GALLERY_IMAGES = 4
 SLIDE_CHART_HEIGHT = 400  # under the verdict and its sentence, within a 1280×720 screen
