@@ -183,3 +183,54 @@ def test_collect_divides_out_the_loss_scale() -> None:
         model.zero_grad()
     torch.testing.assert_close(norms[1][:2], norms[0][:2], rtol=1e-4, atol=0)
     torch.testing.assert_close(norms[1][2:], norms[0][2:], equal_nan=True)
+
+
+@pytest.mark.slow  # torch.compile on the CPU: ~10-20 s a model
+@pytest.mark.parametrize("name", ["resnet-basic", "highway", "plain"])
+def test_traced_probes_in_a_compiled_step_equal_the_hooks(name: str) -> None:
+    """A compiled probe step (zero leaves instead of hooks) records what the eager hooks record: all six rows,
+    NaN skip gradients of the no-skip twins, highway gates; once compiled, later steps reuse the graph."""
+    family, depth, opts, shape = CASES[name]
+    torch.manual_seed(0)
+    model = get_model(family, depth=8, num_classes=10, in_channels=3, image_size=8, **opts)
+    x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,))
+    probe = BlockProbe(model)
+    assert not probe.can_trace()  # no shapes before an eager probe step
+
+    def step(traced: bool) -> torch.Tensor:
+        probe.arm(traced)
+        return nn.functional.cross_entropy(model(x), y)
+
+    step(False).backward()
+    eager = probe.collect()
+    model.zero_grad()
+    assert probe.can_trace()
+    compiled = torch.compile(step, dynamic=False)
+    for _ in range(2):  # the second call replays: its zero leaves' gradients were reset by collect()
+        compiled(True).backward()
+        traced = probe.collect()
+        model.zero_grad()
+        torch.testing.assert_close(traced, eager, equal_nan=True, rtol=1e-4, atol=1e-7)
+    assert torch.isnan(traced[0]).all() == (name == "plain")
+    assert torch.isnan(traced[5]).all() == (name != "highway")
+
+
+@pytest.mark.slow  # torch.compile on the CPU (two graphs: the step and the probe step)
+def test_compiled_run_traces_its_probe_steps(digits, tmp_path) -> None:
+    """In a compiled run, probe steps after the first use the compiled probe graph and record finite block
+    statistics at every probe step."""
+    spec = RunSpec.parse(dict(family="resnet", depth=8, dataset="digits", epochs=1, batch_size=32, probe_every=2,
+                              subset=256, compile=True))  # fmt: skip
+    rec = Recorder()
+    trainer = Trainer(spec, data_dir=tmp_path, data=digits, sinks=[rec])
+    calls = []
+    probe_step = trainer.compiled_probe_step
+    trainer.compiled_probe_step = lambda x, y: calls.append(len(y)) or probe_step(x, y)
+    result = trainer.run()
+    assert result.status == "succeeded", result.reason
+    full = trainer.steps_per_epoch - (len(digits.train) % 32 != 0)  # full batches (the last may be smaller)
+    probes_on_full = len([s for s in range(full) if s % 2 == 0])
+    assert len(calls) == probes_on_full - 1  # every full-batch probe step but the first (eager: learns shapes)
+    assert len(rec.probes) == len(range(0, trainer.steps_per_epoch, 2))
+    for p in rec.probes:
+        assert all(math.isfinite(v) and v > 0 for v in p.skip_grad + p.branch_grad), p.step

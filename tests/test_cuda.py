@@ -39,7 +39,7 @@ def test_trainer_on_cuda_learns_and_probes(tmp_path: Path, amp: str, channels_la
 def test_compiled_model_trains_on_cuda(tmp_path: Path) -> None:
     _, rec, result = _train(tmp_path, compile=True, amp="bf16", channels_last=True, epochs=1)
     assert result.status == "succeeded", result.reason
-    assert rec.probes, "probe steps run the eager model beside the compiled one"
+    assert rec.probes, "probe steps: the first eager, the others the compiled probe graph"
 
 
 def test_compiled_run_probes_as_the_eager_path(tmp_path: Path) -> None:
@@ -51,3 +51,37 @@ def test_compiled_run_probes_as_the_eager_path(tmp_path: Path) -> None:
     first_e, first_c = eager.probes[0], compiled.probes[0]
     assert first_e.step == first_c.step
     torch.testing.assert_close(torch.tensor(first_c.grad_norm), torch.tensor(first_e.grad_norm), rtol=1e-4, atol=1e-6)
+
+
+def test_traced_probes_under_cuda_graphs_equal_the_hooks() -> None:
+    """The compiled probe step as the trainer runs it on a GPU (bf16, channels-last, CUDA graphs): the block
+    probes read from the zero leaves equal the eager hooks' at the same weights, replay after replay."""
+    from torch import nn
+
+    from skipweb.models import get_model
+    from skipweb.training.probes import BlockProbe
+
+    torch.manual_seed(0)
+    model = get_model("resnet", depth=20, num_classes=10, in_channels=3, image_size=32).cuda()
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(64, 3, 32, 32, device="cuda").to(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (64,), device="cuda")
+    probe = BlockProbe(model)
+
+    def step(traced: bool) -> torch.Tensor:
+        probe.arm(traced)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(x)
+        return nn.functional.cross_entropy(logits.float(), y)
+
+    step(False).backward()
+    eager = probe.collect()
+    model.zero_grad()
+    assert probe.can_trace()
+    compiled = torch.compile(step, mode="reduce-overhead", dynamic=False)
+    for _ in range(3):
+        torch.compiler.cudagraph_mark_step_begin()
+        compiled(True).backward()
+        traced = probe.collect()
+        model.zero_grad()
+        torch.testing.assert_close(traced, eager, equal_nan=True, rtol=2e-2, atol=1e-6)  # bf16 kernels differ

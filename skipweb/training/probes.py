@@ -65,6 +65,13 @@ class BlockProbe:
 
     All values stay on the device until the trainer's one sync per probe step. ``keep=True`` also keeps
     the raw gradient tensors (``self.grads[i] = (skip, branch)``), for tests.
+
+    Two ways to take the gradient rows. ``arm()``: gradient hooks on two aliases of ``x`` (eager only:
+    torch.compile does not trace hooks on intermediate tensors). ``arm(traced=True)``, for a compiled
+    step: the fork hands back ``x + zs`` and ``x + zb``, with ``zs``/``zb`` zero tensors that are leaves
+    of the graph, so backward leaves ``dL/dxs`` and ``dL/dxb`` in their ``.grad`` (adding zero changes no
+    value, and the identity passes the gradient unchanged). It needs each fork's input shape, learnt on an
+    eager probe step first (:meth:`can_trace`); the statistics rows are traced into the graph.
     """
 
     def __init__(self, model: nn.Module, keep: bool = False):
@@ -76,10 +83,28 @@ class BlockProbe:
         self.keep = keep
         self.grads: dict[int, list[torch.Tensor | None]] = {}
         self._slots: list[list[torch.Tensor | None]] = []
+        self.traced = False
+        self._inputs: dict[int, tuple[torch.Tensor, torch.device]] = {}  # (meta twin, device): eager steps
+        self._zeros: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def arm(self) -> None:
+    def can_trace(self) -> bool:
+        """Whether the zero leaves exist: made (eagerly, outside any compiled function) once an eager
+        probe step has shown every fork's input shape; False until then."""
+        if not self._zeros and self._inputs and len(self._inputs) == len(self.forks):
+            self._zeros = [  # shape, dtype and strides (channels-last stays channels-last) of the input
+                (torch.zeros_like(meta, device=device, requires_grad=True),
+                 torch.zeros_like(meta, device=device, requires_grad=True))
+                for meta, device in (self._inputs[i] for i in range(len(self.forks)))
+            ]  # fmt: skip
+        return bool(self._zeros)
+
+    def arm(self, traced: bool = False) -> None:
+        """Attach to the forks for one step, before its forward pass. ``traced=True`` (after
+        :meth:`can_trace` said yes): call it inside the compiled function, so that the slots it resets are
+        part of what is traced."""
         self._slots = [[None] * len(BLOCK_STATS) for _ in self.forks]
         self.grads = {}
+        self.traced = traced
         for fork in self.forks:
             fork.probe = self
 
@@ -98,6 +123,10 @@ class BlockProbe:
             slot[2:5] = [mean, std, dead]
         if not (x.requires_grad and torch.is_grad_enabled()):
             return x, x
+        if self.traced:
+            zs, zb = self._zeros[i]
+            return (x if self.forks[i].kind == "none" else x + zs), x + zb
+        self._inputs[i] = (torch.empty_like(a, device="meta"), a.device)
         xb = x.view_as(x)
         xb.register_hook(lambda g: self._grad(i, 1, g))
         if self.forks[i].kind == "none":
@@ -119,6 +148,8 @@ class BlockProbe:
         """Disarm and return the ``(6, n_blocks)`` statistics; ``scale``: the GradScaler's loss scale
         (a device tensor, so no sync), divided out of the gradient rows."""
         self.disarm()
+        if self.traced:
+            self._collect_traced()
         nan = None
         cols = []
         for slot in self._slots:
@@ -135,6 +166,21 @@ class BlockProbe:
         if scale is not None:
             out[:2] = out[:2] / scale.float()
         return out
+
+
+    def _collect_traced(self) -> None:
+        """The gradient rows of a traced step: the norms of the zero leaves' gradients (one multi-tensor
+        launch), taken before the next replay of a CUDA graph reuses their memory."""
+        grads = [z.grad for pair in self._zeros for z in pair]
+        have = [i for i, g in enumerate(grads) if g is not None]
+        norms = torch._foreach_norm([grads[i] for i in have], 2, dtype=torch.float32) if have else []
+        for i, norm in zip(have, norms, strict=True):
+            self._slots[i // 2][i % 2] = norm
+            if self.keep:
+                self.grads.setdefault(i // 2, [None, None])[i % 2] = grads[i].detach().clone()
+        for pair in self._zeros:
+            for z in pair:
+                z.grad = None
 
 
 def _block_name(fork_name: str) -> str:

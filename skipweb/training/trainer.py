@@ -81,14 +81,13 @@ class Trainer:
         self.probe = GradProbe(self.model)
         self.blocks: BlockProbe | None = BlockProbe(self.model)  # None: skip-path/activation probes off
         # The step's forward, loss and error as one function: compiled (with CUDA graphs on a GPU: a small net's
-        # step there is bound by kernel launches), or as it is. Probe steps always run it eagerly, so their
-        # numbers are the eager path's.
+        # step there is bound by kernel launches), or as it is. A compiled run compiles its probe steps too, as
+        # a second graph with the block probes traced in (BlockProbe's zero leaves instead of gradient hooks);
+        # its first probe step runs eagerly, to learn their shapes.
         self.graphs = spec.compile and self.device.type == "cuda"
-        self.compiled_step = (
-            torch.compile(self._forward_loss, mode="reduce-overhead" if self.graphs else None, dynamic=False)
-            if spec.compile
-            else self._forward_loss
-        )
+        compiled = partial(torch.compile, mode="reduce-overhead" if self.graphs else None, dynamic=False)
+        self.compiled_step = compiled(self._forward_loss) if spec.compile else self._forward_loss
+        self.compiled_probe_step = compiled(self._forward_loss_probed) if spec.compile else None
         self.generator = torch.Generator().manual_seed(spec.seed)
         loader = partial(
             DeviceLoader,
@@ -212,16 +211,17 @@ class Trainer:
         for i, (x, y) in enumerate(self.train_loader):
             probing = self.step % self.spec.probe_every == 0
             blocks = self.blocks if probing else None
-            if blocks or len(y) != spec_batch:
-                # eager: the block probes' gradient hooks do not compile, and a last, smaller batch would
-                # compile (and record) the step a second time for its shape
+            traced = blocks is not None and self.compiled_probe_step is not None and blocks.can_trace()
+            if len(y) != spec_batch or (blocks and not traced):
+                # eager: a last, smaller batch would compile (and record) the step a second time for its shape;
+                # the block probes' hooks run eagerly until their traced form knows its shapes
                 if blocks:
                     blocks.arm()
                 loss, err = self._forward_loss(x, y)
             else:
                 if self.graphs:
                     torch.compiler.cudagraph_mark_step_begin()
-                loss, err = self.compiled_step(x, y)
+                loss, err = (self.compiled_probe_step if traced else self.compiled_step)(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             block_stats = blocks.collect(self._loss_scale()) if blocks else None
@@ -288,6 +288,12 @@ class Trainer:
             else:
                 err = wrong.float().mean()
         return loss, err.float()
+
+    def _forward_loss_probed(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_forward_loss` with the block probes traced in (compiled as a graph of its own)."""
+        assert self.blocks is not None
+        self.blocks.arm(traced=True)
+        return self._forward_loss(x, y)
 
     def _loss_scale(self) -> torch.Tensor | None:
         """The GradScaler's current scale as a device tensor (no sync), or None without fp16 scaling."""
