@@ -86,6 +86,9 @@ class RunSpec(BaseModel):
                 f"{self.family} is a {info.task} model but {self.dataset} is a {data.task} dataset; "
                 f"choose a {info.task} dataset"
             )
+        image_error = info.check_image and info.check_image(self.depth, data.image_size)
+        if image_error:
+            raise ValueError(f"{image_error} ({self.dataset}'s images are {data.image_size} px)")
         if (self.amp != "none" or self.compile) and self.device == "cpu":
             raise ValueError("amp and compile are CUDA paths; use device cuda or auto")
         object.__setattr__(self, "options", resolved)

@@ -145,6 +145,17 @@ def test_unet_rejects_bad_depth_and_image_size() -> None:
         get_model("unet", depth=3, width=8, image_size=28)
 
 
+def test_a_unet_too_deep_for_its_dataset_is_refused_before_it_is_queued() -> None:
+    """The image-size rule is checked with the spec (the Launch page, submit and the presets validate specs
+    before writing anything), not first by the worker that builds the model."""
+    from skipweb.errors import SpecError
+    from skipweb.spec import RunSpec
+
+    with pytest.raises(SpecError, match=r"image size 32 is not divisible by 2\*\*6; use depth <= 5 \(shapes's"):
+        RunSpec.parse({"family": "unet", "depth": 6, "dataset": "shapes"})
+    assert RunSpec.parse({"family": "unet", "depth": 5, "dataset": "shapes"}).depth == 5
+
+
 # ---------------------------------------------------------------- torchvision references
 
 

@@ -73,6 +73,7 @@ class ModelInfo:
     )  # option -> allowed values; bools are (False, True)
     defaults: dict = field(default_factory=dict)
     paper: str = ""
+    check_image: Callable[[int, int], str | None] | None = None  # (depth, image size) → an error or None
 
     def build(self, **kwargs: Any) -> Any:
         """Call the builder (an ``nn.Module`` comes back), importing its module the first time."""

@@ -50,8 +50,17 @@ TORCHVISION_ARCHS = {18: "resnet18", 34: "resnet34", 50: "resnet50", 121: "dense
 
 
 def unet_depth_error(depth: int, opts: dict) -> str | None:
-    del opts  # the image-size rule needs the dataset: the builder enforces it
+    del opts  # the image-size rule needs the dataset: unet_image_error
     return None if 1 <= depth <= UNET_MAX_DEPTH else f"U-Net depth is the number of down steps, 1 to {UNET_MAX_DEPTH}"
+
+
+def unet_image_error(depth: int, image_size: int) -> str | None:
+    """Each down step halves the image: its size must be divisible by 2**depth."""
+    if image_size % 2**depth == 0:
+        return None
+    fits = [d for d in range(1, UNET_MAX_DEPTH + 1) if image_size % 2**d == 0]
+    hint = f"use depth <= {fits[-1]}" if fits else "use an even image size"
+    return f"unet: image size {image_size} is not divisible by 2**{depth}; {hint}"
 
 
 def mlp_depth_error(depth: int, opts: dict) -> str | None:
@@ -135,6 +144,7 @@ register_model(ModelInfo(
     ),
     depth_rule="1 to 6 down steps; image size divisible by 2**depth",
     check_depth=unet_depth_error,
+    check_image=unet_image_error,
     example_depths=(2, 3, 4),
     options={"width": (8, 16, 32, 64), "skip": ("concat", "add", "none"), "up": ("transpose", "bilinear"),
              **COMMON_CHOICES},

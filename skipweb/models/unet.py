@@ -28,7 +28,7 @@ from torch import nn
 
 from skipweb.errors import ModelConfigError
 from skipweb.models._common import Fork, ProbedModel, init_weights, make_act, make_norm
-from skipweb.models.families import UNET_MAX_DEPTH as MAX_DEPTH
+from skipweb.models.families import unet_image_error
 
 
 class _DoubleConv(nn.Sequential):
@@ -152,11 +152,9 @@ def unet(
     act: str,
     init: str,
 ) -> UNet:
-    # check_depth only sees the options, so the image-size rule is enforced here.
-    if image_size % 2**depth:
-        fits = [d for d in range(1, MAX_DEPTH + 1) if image_size % 2**d == 0]
-        hint = f"use depth <= {fits[-1]}" if fits else "use an even image size"
-        raise ModelConfigError(f"unet: image size {image_size} is not divisible by 2**{depth}; {hint}")
+    error = unet_image_error(depth, image_size)  # RunSpec checks it too, before anything is queued
+    if error:
+        raise ModelConfigError(error)
     model = UNet(
         depth=depth,
         width=width,
