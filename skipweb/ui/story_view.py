@@ -184,7 +184,8 @@ def slides(story: Story, view: StoryView, exp: Any | None, raw: str) -> None:
     prev, head, nxt = st.columns([1, 6, 1], vertical_alignment="center")
     where = f"experiment #{exp.id} «{escape_md(exp.title)}»" if exp is not None else "no experiment yet"
     head.caption(f"{escape_md(story.title)} · {where} · slide {n} of {total} (← → keys)")
-    for col, label, to, keyname in ((prev, "←", n - 1, "Left"), (nxt, "→", n + 1, "Right")):
+    # words, not arrows: Streamlit draws the shortcut's arrow beside the label itself
+    for col, label, to, keyname in ((prev, "Back", n - 1, "Left"), (nxt, "Next", n + 1, "Right")):
         if col.button(label, key=f"slide-{keyname}", shortcut=keyname, disabled=not 1 <= to <= total,
                       width="stretch"):  # fmt: skip
             st.query_params["slide"] = str(to)
