@@ -29,14 +29,16 @@ GALLERY_IMAGES = 4
 SLIDE_CHART_HEIGHT = 400  # under the verdict and its sentence, within a 1280×720 screen
 
 # static, written here; never interpolated with user input. A finding's verdict is a keyed container
-# (``st-key-verdict-<verdict>-<i>``): the largest text of its row, white on the verdict's colour.
+# (``st-key-verdict-<verdict>-<i>``): the largest text of its row, white on the verdict's colour, centred
+# (Streamlit's markdown block has a -1rem bottom margin, which left the word low and clipped in its chip).
 _CSS = """
 <style>
 [class*="st-key-verdict-"] {border-radius: 0.6rem; padding: 0.3rem 0.6rem; background: #57606a;}
 [class*="st-key-verdict-agrees"] {background: #1a7f37;}
 [class*="st-key-verdict-contradicts"] {background: #cf222e;}
-.block-container [class*="st-key-verdict-"] p {color: white !important; font-size: 2.3rem !important;
+.block-container [class*="st-key-verdict-"] p {color: white !important; font-size: min(2.3rem, 2.9vw) !important;
   font-weight: 700; text-align: center; margin: 0; padding: 0.15rem 0; line-height: 1.3; white-space: nowrap;}
+[class*="st-key-verdict-"] [data-testid="stMarkdownContainer"] {margin-bottom: 0 !important;}
 </style>
 """
 
