@@ -94,6 +94,9 @@ COLUMNS = {
     "exp": st.column_config.NumberColumn("exp", format="%d", width="small"),
     "reason": st.column_config.TextColumn("reason", width="medium"),  # hover or widen it for a long one
     "status": st.column_config.TextColumn("status"),  # as wide as its longest value
+    # small: so that the epoch too fits 1280 px beside the reason (seed, dataset, worker... scroll into view)
+    **{k: st.column_config.TextColumn(k, width="small") for k in ("elapsed", "ETA")},
+    "epoch": st.column_config.NumberColumn("epoch", format="%d", width="small"),
 }
 
 
