@@ -24,7 +24,7 @@ The SQLite row shares nothing with the others (its own file, broker folder and w
 them in a thread started with the module (``embedded_lane``); the rest run one after another on the
 private services (each test its own database and a flushed Redis).
 
-``.venv/bin/python -m pytest tests/test_outage_matrix.py -s`` prints the matrix as a markdown table
+``.venv/bin/python -m pytest tests/reliability/test_outage_matrix.py -s`` prints the matrix as a markdown table
 (it is also written to ``outage_matrix.md`` in pytest's temporary directory).
 """
 
@@ -46,9 +46,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from worker_stack import FINAL, Stack, _train_loss_steps
 
 from skipweb.facts import CHECKPOINT_NAME
+from tests.worker_stack import FINAL, Stack, _train_loss_steps
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the story tests (tests/test_stories*.py, tests/test_verdicts.py): train a story's
+"""Shared helpers of the story tests (tests/stories/test_stories*.py, test_verdicts.py): train a story's
 preset for real into a SQLite database, fabricate runs for verdict-logic tests, recompute a comparison's
 expected verdict from stored per-seed values, and drive the Present/Launch pages in AppTest."""
 

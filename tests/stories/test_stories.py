@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from story_helpers import (
+
+from db import blocks, experiments, metrics, runs
+from db.session import dispose_engine
+from skipweb.grid import row
+from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES, get_story, story_experiment
+from skipweb.stories.base import HIGHER, LOWER, num, times
+from tests.stories.story_helpers import (
     FABRICATED_SEEDS,
     SEEDS,
     TINY,
@@ -32,12 +38,6 @@ from story_helpers import (
     shown,
     train,
 )
-
-from db import blocks, experiments, metrics, runs
-from db.session import dispose_engine
-from skipweb.grid import row
-from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES, get_story, story_experiment
-from skipweb.stories.base import HIGHER, LOWER, num, times
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT
+
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
 
 
@@ -147,7 +148,7 @@ def trained_env(trained, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def loopback():
     """Streamlit's server.address as `skipweb up` sets it by default; app.py refuses others without sign-in
-    (tests/test_door.py)."""
+    (tests/ui/test_door.py)."""
     from streamlit import config
 
     old = config.get_option("server.address")
