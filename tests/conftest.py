@@ -121,8 +121,8 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
 @pytest.fixture(scope="module")
 def pg():
     """A private PostgreSQL cluster the outage matrices can stop and start
-    (tests/reliability/test_outage_matrix.py)."""
-    from tests.reliability.test_outage_matrix import PG_BINS, PrivatePostgres
+    (tests/reliability/outage_helpers.py)."""
+    from tests.reliability.outage_helpers import PG_BINS, PrivatePostgres
 
     if not PG_BINS:
         pytest.skip("PostgreSQL's initdb is not installed (/usr/lib/postgresql/*/bin/initdb)")
@@ -139,7 +139,7 @@ def redis_server(tmp_path_factory):
     """A private redis-server without persistence the outage matrices can stop and start."""
     import shutil
 
-    from tests.reliability.test_outage_matrix import PrivateRedis
+    from tests.reliability.outage_helpers import PrivateRedis
 
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")

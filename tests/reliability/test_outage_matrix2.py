@@ -1,6 +1,6 @@
 """Issue 22: the second outage matrix. Real worker processes (``python -m skipweb worker``: 8 s lease, 2 s
-heartbeat) against the private PostgreSQL cluster and Redis server of test_outage_matrix.py (its
-fixtures and measures, reused), or an embedded SQLite stack of their own:
+heartbeat) against the private PostgreSQL cluster and Redis server of the first matrix (outage_helpers.py:
+its fixtures and measures, reused), or an embedded SQLite stack of their own:
 
 =========================================  =======================================================
 frozen at an epoch's end, mid-checkpoint   the run's worker SIGSTOPped while its checkpoint's temp file
@@ -41,7 +41,7 @@ import pytest
 from db.session import SQLITE_BUSY_TIMEOUT_S
 from skipweb.facts import CHECKPOINT_NAME
 from tests import ROOT
-from tests.reliability.test_outage_matrix import (
+from tests.reliability.outage_helpers import (
     EPOCHS,
     LONG,
     PG_MODE,
