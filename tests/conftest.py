@@ -21,7 +21,7 @@ PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main s
 TRAINING_FIXTURES = {
     "tests.stories.story_helpers.digits", "tests.stories.test_stories.gradient_regimes",
     "tests.stories.test_stories_more.long_skips", "tests.ui.test_ui_compare.trained",
-    "tests.ui.test_ui_landscape.trained", "tests.ui.test_ui_pages.trained",
+    "tests.ui.test_ui_landscape.trained", "tests.ui.test_ui_runs.trained",
     "tests.training.test_landscape.trained",
 }  # fmt: skip
 

@@ -238,8 +238,8 @@ def report(key: str, view) -> None:
 
 # ---- the Present page's story view and the Launch page (Streamlit AppTest) -----------------------------
 def _story_page(name: str) -> None:
-    # named apart from test_ui_pages' _page: AppTest names its script by the function, and a test run after
-    # one of those got that module's page (Launch) instead of this one's
+    # named apart from tests/ui/pages.py's _page: AppTest names its script by the function, and a test run
+    # after one of those got that module's page (Launch) instead of this one's
     import importlib
 
     importlib.import_module(f"skipweb.ui.{name}").page()
