@@ -61,8 +61,8 @@ def steps(dry: bool) -> list[Step]:
                  "--steps", "3", "--threads", "1"], (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 300),
             Step("packing: demo with 2 runs per GPU", demo + ["--layout", "gpu:2", "--seeds", "0", "--epochs", "1", "--subset", "128"], (DEMO_FIGURE,),
                  "faster than 1 per GPU", 600),
-            Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py",
-                 "tests/test_data.py", "-k", "cuda"], (r"(\d+ passed|\d+ skipped)[^\n]*",), "all pass", 300),
+            Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/training/test_cuda.py",
+                 "tests/data/test_data.py", "-k", "cuda"], (r"(\d+ passed|\d+ skipped)[^\n]*",), "all pass", 300),
         ]  # fmt: skip
     cuda = ["--device", "cuda"]
     return [
@@ -75,7 +75,7 @@ def steps(dry: bool) -> list[Step]:
              "--threads", "8"], (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 40),
         *[Step(f"packing: demo with {n} run{'s' if n > 1 else ''} per GPU", demo + ["--layout", f"gpu:{n}", "--cap", str(cap)],
                (DEMO_FIGURE,), "wall time falls with N", cap + 25) for n, cap in ((4, 25), (2, 25), (1, 25))],
-        Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py", "tests/test_data.py",
+        Step("CUDA tests", py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/training/test_cuda.py", "tests/data/test_data.py",
              "-k", "cuda"], (r"(\d+ passed[^\n]*|\d+ failed[^\n]*)",), "all pass", 150),  # 50 s; + a compile
     ]  # fmt: skip
 

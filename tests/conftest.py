@@ -16,10 +16,13 @@ PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main s
 
 
 # Module fixtures that train real runs for more than a few seconds: every test that uses one is slow (the
-# fixture would run for it anyway), so `make test-fast` leaves it out. Named by module and fixture name.
+# fixture would run for it anyway), so `make test-fast` leaves it out. Named by module (dotted, from the
+# checkout: tests.<folder>.<module>) and fixture name.
 TRAINING_FIXTURES = {
-    "story_helpers.digits", "test_stories.gradient_regimes", "test_stories_more.long_skips",
-    "test_ui_compare.trained", "test_ui_landscape.trained", "test_ui_pages.trained", "test_landscape.trained",
+    "tests.stories.story_helpers.digits", "tests.stories.test_stories.gradient_regimes",
+    "tests.stories.test_stories_more.long_skips", "tests.ui.test_ui_compare.trained",
+    "tests.ui.test_ui_landscape.trained", "tests.ui.test_ui_runs.trained",
+    "tests.training.test_landscape.trained",
 }  # fmt: skip
 
 
@@ -110,15 +113,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator:
     """Real worker processes against real services (tests/worker_stack.py); killed at teardown."""
-    import worker_stack
+    from tests import worker_stack
 
     yield from worker_stack.make_stack(tmp_path, monkeypatch, request)
 
 
 @pytest.fixture(scope="module")
 def pg():
-    """A private PostgreSQL cluster the outage matrices can stop and start (tests/test_outage_matrix.py)."""
-    from test_outage_matrix import PG_BINS, PrivatePostgres
+    """A private PostgreSQL cluster the outage matrices can stop and start
+    (tests/reliability/outage_helpers.py)."""
+    from tests.reliability.outage_helpers import PG_BINS, PrivatePostgres
 
     if not PG_BINS:
         pytest.skip("PostgreSQL's initdb is not installed (/usr/lib/postgresql/*/bin/initdb)")
@@ -135,7 +139,7 @@ def redis_server(tmp_path_factory):
     """A private redis-server without persistence the outage matrices can stop and start."""
     import shutil
 
-    from test_outage_matrix import PrivateRedis
+    from tests.reliability.outage_helpers import PrivateRedis
 
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grimp
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 
 
 def test_import_contracts_hold() -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests import ROOT
+
 yaml = pytest.importorskip("yaml")
 
-REPO = Path(__file__).resolve().parents[1]
-COMPOSE = REPO / "docker-compose.yml"
-ENV_EXAMPLE = REPO / ".env.example"
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_compose_with_the_passwords_publishes_the_dashboard_on_this_machine():
 def test_readme_creates_the_first_user_before_the_first_start():
     """With no /data/users.txt the web service exits 2 (no sign-in on 0.0.0.0) and restart: unless-stopped
     loops: the README's steps create the first user before `docker compose up`."""
-    readme = (REPO / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     team = readme[readme.index("## Team deployment"):]
     team = team[: team.index("\n## ", 1)]
     first_user = team.index("docker compose run --rm --no-deps web skipweb passwd")

@@ -1,7 +1,8 @@
 """Real worker processes against real services, for the reliability tests: ``make_stack`` (the
 fixture of that name in conftest.py).
 
-See tests/test_reliability.py for what the modes are. Imported by the test modules that start workers."""
+See tests/reliability/test_reliability.py for what the modes are. Imported by the test modules that
+start workers (reliability/, services/test_routing.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 REDIS_URL = "redis://127.0.0.1:6379/9"  # a db of its own, flushed per test
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 REDIS_START = (
@@ -69,7 +71,7 @@ class Stack:
             SKIPWEB_REPUBLISH_SECONDS="5",  # a lost message is published again after 5 s, not 30
             SKIPWEB_HEARTBEAT_SECONDS="1",
             SKIPWEB_MAX_ATTEMPTS="3",
-            PYTHONPATH=str(REPO),
+            PYTHONPATH=str(ROOT),
             CUDA_VISIBLE_DEVICES="",  # CPU workers (cpu, any); `--gpus 0` makes a stand-in GPU worker (gpu, any)
             OMP_NUM_THREADS="1",  # two cores shared with other jobs
             PYTHONUNBUFFERED="1",

@@ -1,6 +1,6 @@
 """Issue 22: the second outage matrix. Real worker processes (``python -m skipweb worker``: 8 s lease, 2 s
-heartbeat) against the private PostgreSQL cluster and Redis server of tests/test_outage_matrix.py (its
-fixtures and measures, reused), or an embedded SQLite stack of their own:
+heartbeat) against the private PostgreSQL cluster and Redis server of the first matrix (outage_helpers.py:
+its fixtures and measures, reused), or an embedded SQLite stack of their own:
 
 =========================================  =======================================================
 frozen at an epoch's end, mid-checkpoint   the run's worker SIGSTOPped while its checkpoint's temp file
@@ -21,7 +21,7 @@ three concurrent ``db upgrade``            on an empty PostgreSQL database, twic
 Goal for every row, asserted: succeeded, attempts counted only for real worker deaths, 0 lost, 0
 duplicated, checkpoint step = last step, readers under 1 s, no traceback in any log or output.
 
-``.venv/bin/python -m pytest tests/test_outage_matrix2.py -s`` prints the table (also written to
+``.venv/bin/python -m pytest tests/reliability/test_outage_matrix2.py -s`` prints the table (also written to
 ``outage_matrix2.md`` in pytest's temporary directory).
 """
 
@@ -37,7 +37,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_outage_matrix import (
+
+from db.session import SQLITE_BUSY_TIMEOUT_S
+from skipweb.facts import CHECKPOINT_NAME
+from tests import ROOT
+from tests.reliability.outage_helpers import (
     EPOCHS,
     LONG,
     PG_MODE,
@@ -50,9 +54,6 @@ from test_outage_matrix import (
     _until,
     measure,
 )
-
-from db.session import SQLITE_BUSY_TIMEOUT_S
-from skipweb.facts import CHECKPOINT_NAME
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -360,7 +361,7 @@ def test_three_concurrent_db_upgrades(pg, matrix2, tmp_path):
     for attempt in range(2):
         url = pg.create_database(f"upgrade{attempt}")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPWEB_")}
-        env.update(SKIPWEB_DATABASE_URL=url, SKIPWEB_DATA_DIR=str(tmp_path), PYTHONPATH=str(Path(__file__).parents[1]))
+        env.update(SKIPWEB_DATABASE_URL=url, SKIPWEB_DATA_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
         procs = [subprocess.Popen([sys.executable, "-m", "skipweb", "db", "upgrade"], env=env, cwd=tmp_path,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]  # fmt: skip
         results += [(p.wait(120), p.stdout.read()) for p in procs]

@@ -3,7 +3,7 @@ an administrator, a proxy timing out) is retried; the run is not failed and the 
 
 Deterministic: another session holds the run's row lock, so the worker's write (DbSink.on_flush, fenced by
 FOR SHARE on that row) is blocked inside its statement; its backend is then terminated with
-``pg_terminate_backend`` and the lock released. (tests/test_outage_matrix.py terminates a worker's
+``pg_terminate_backend`` and the lock released. (test_outage_matrix.py terminates a worker's
 connections from outside, where the pool's pre-ping may replace them between statements.)"""
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from worker_stack import TINY
 
 from skipweb.facts import CPU_WORKER_QUEUES, GPU_WORKER_QUEUES, queue_for
+from tests.worker_stack import TINY
 
 BOUND = 600  # every wait returns on its event; this only bounds a failure on a busy machine
 

@@ -14,7 +14,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-from story_helpers import FABRICATED_SEEDS, TINY, Side, build, expect, fabricate, judged, new_db, seeded
 
 from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES
 from skipweb.stories.base import (
@@ -27,6 +26,17 @@ from skipweb.stories.base import (
     Group,
     too_few_seeds,
     versus,
+)
+from tests.stories.story_helpers import (
+    FABRICATED_SEEDS,
+    TINY,
+    Side,
+    build,
+    expect,
+    fabricate,
+    judged,
+    new_db,
+    seeded,
 )
 
 KEY = "epoch/train_error"

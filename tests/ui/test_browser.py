@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(os.environ.get("SKIPWEB_SCREENSHOT_DIR", Path(__file__).parents[1] / "docs" / "screenshots"))
+SHOTS = Path(os.environ.get("SKIPWEB_SCREENSHOT_DIR", ROOT / "docs" / "screenshots"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 

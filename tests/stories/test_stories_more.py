@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from story_helpers import (
+
+from db.session import dispose_engine
+from skipweb.data import get_dataset_info
+from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES
+from skipweb.stories.base import CHANCE, ERROR_FLOOR, HIGHER, LOWER, MIN_SEEDS, NOISE_STDS
+from skipweb.stories.numbers import num
+from tests.stories.story_helpers import (
     FABRICATED_SEEDS,
     SEEDS,
     TINY,
@@ -29,12 +35,6 @@ from story_helpers import (
     shown,
     train,
 )
-
-from db.session import dispose_engine
-from skipweb.data import get_dataset_info
-from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES
-from skipweb.stories.base import CHANCE, ERROR_FLOOR, HIGHER, LOWER, MIN_SEEDS, NOISE_STDS
-from skipweb.stories.numbers import num
 
 
 @pytest.fixture(scope="module")

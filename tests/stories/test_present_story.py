@@ -1,6 +1,6 @@
 """Presenting a story (issue 24): the verdict beside its sentence, slide mode, links pinned to an experiment,
 and the deck that needs no server (CLI --html and the Present page's download, the same bytes; opened offline
-in Chromium). VERDICT-LOGIC ONLY data: the runs are fabricated (tests/story_helpers.py), never trained."""
+in Chromium). VERDICT-LOGIC ONLY data: the runs are fabricated (story_helpers.py), never trained."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from story_helpers import FABRICATED_SEEDS, TINY, app, fabricate, new_db, seeded, shown
 
 from skipweb.facts import Metric, metric_name
 from skipweb.stories import STORIES, story_runs
+from tests.stories.story_helpers import FABRICATED_SEEDS, TINY, app, fabricate, new_db, seeded, shown
 
 KEY = Metric.EPOCH_TRAIN_ERROR
 CLEAR = {"plain-20": [0.09, 0.11, 0.13], "resnet-20": [0.09, 0.11, 0.13], "plain-56": [0.30, 0.32, 0.34],

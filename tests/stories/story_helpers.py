@@ -1,4 +1,4 @@
-"""Shared helpers of the story tests (tests/test_stories*.py, tests/test_verdicts.py): train a story's
+"""Shared helpers of the story tests (tests/stories/test_stories*.py, test_verdicts.py): train a story's
 preset for real into a SQLite database, fabricate runs for verdict-logic tests, recompute a comparison's
 expected verdict from stored per-seed values, and drive the Present/Launch pages in AppTest."""
 
@@ -239,8 +239,8 @@ def report(key: str, view) -> None:
 
 # ---- the Present page's story view and the Launch page (Streamlit AppTest) -----------------------------
 def _story_page(name: str) -> None:
-    # named apart from test_ui_pages' _page: AppTest names its script by the function, and a test run after
-    # one of those got that module's page (Launch) instead of this one's
+    # named apart from tests/ui/pages.py's _page: AppTest names its script by the function, and a test run
+    # after one of those got that module's page (Launch) instead of this one's
     import importlib
 
     importlib.import_module(f"skipweb.ui.{name}").page()

@@ -9,11 +9,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import ROOT
 
 
 def _runs(url: str, n: int) -> list[int]:
@@ -276,7 +275,7 @@ def test_worker_computes_pending_landscape_after_training(tmp_path, monkeypatch)
         SKIPWEB_DATABASE_URL=url,
         SKIPWEB_LEASE_SECONDS="6",
         SKIPWEB_HEARTBEAT_SECONDS="1",
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=str(ROOT),
         CUDA_VISIBLE_DEVICES="",
         OMP_NUM_THREADS="1",
         PYTHONUNBUFFERED="1",

@@ -6,14 +6,14 @@ AppTest and against a real Streamlit server over its websocket."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
+
+from tests import ROOT
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
 
 
@@ -32,7 +32,7 @@ def test_app_refuses_the_network_without_sign_in(env, address, bind):
     """Issue 22 item 10: the sign-in check lived only in `skipweb up`; `streamlit run app.py --server.address
     0.0.0.0` served an open dashboard. The app shows one line and nothing else (no page, no sidebar)."""
     address(bind)
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     where = bind or "every interface"
     assert [e.value for e in at.error] == [
@@ -59,7 +59,7 @@ def test_app_serves_the_network_with_sign_in(env, address, monkeypatch, tmp_path
             '[auth]\nredirect_uri = "http://x/oauth2callback"\ncookie_secret = "s"\nclient_id = "c"\n'
             'client_secret = "c"\nserver_metadata_url = "http://x/.well-known/openid-configuration"\n')
     get_settings.cache_clear()
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception and not at.error
     assert any(b.label == "Run the demo" for b in at.button)
 
@@ -81,7 +81,7 @@ def test_streamlit_run_on_the_network_refuses_without_sign_in(tmp_path):
     env = {**os.environ, "SKIPWEB_DATA_DIR": str(tmp_path)}
     for name in ("SKIPWEB_AUTH_FILE", "SKIPWEB_ALLOW_ANONYMOUS", "SKIPWEB_DATABASE_URL", "SKIPWEB_BROKER_URL"):
         env.pop(name, None)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.address", "0.0.0.0",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "0.0.0.0",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]  # fmt: skip
     with open(tmp_path / "streamlit.log", "w") as log:

@@ -18,7 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from worker_stack import (
+
+from tests.worker_stack import (
     REDIS_START,
     REDIS_URL,
     TINY,
@@ -33,7 +34,7 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 BOUND = 600
 
 
-# ---- 1. a worker killed mid-run (embedded; PostgreSQL + Redis: tests/test_outage_matrix.py) ------------
+# ---- 1. a worker killed mid-run (embedded; PostgreSQL + Redis: test_outage_matrix.py) -------------------
 def test_killed_worker_run_resumes_without_gaps(make_stack):
     stack = make_stack("sqlite", None)
     # 40 short epochs (10 steps each): after the first checkpoint the kill lands with the run far from its

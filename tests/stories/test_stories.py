@@ -3,8 +3,8 @@ story's preset is trained (1 epoch, CPU, small subsets, seeds 0 and 1) into a SQ
 builds, and every number in its sentences and every verdict is recomputed here from the stored per-seed
 data (story_helpers.judged: mean ± std over seeds against the noise). Verdict-logic tests write fabricated
 metric or probe rows for runs that were never trained (three seeds per configuration), to force an
-agreement, a contradiction or an inconclusive result on purpose; they are labelled so. Also: the Launch
-presets and the Present page's story view (AppTest). The noise rules themselves: test_verdicts.py.
+agreement, a contradiction or an inconclusive result on purpose; they are labelled so. The Launch
+presets and the Present page's story view: test_stories_ui.py. The noise rules themselves: test_verdicts.py.
 """
 
 from __future__ import annotations
@@ -14,12 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from story_helpers import (
+
+from db import blocks, experiments, metrics, runs
+from db.session import dispose_engine
+from skipweb.grid import row
+from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES, get_story
+from skipweb.stories.base import HIGHER, LOWER
+from skipweb.stories.numbers import num, times
+from tests.stories.story_helpers import (
     FABRICATED_SEEDS,
     SEEDS,
     TINY,
     Side,
-    app,
     build,
     digits,  # noqa: F401 - the shared real-training fixture
     fabricate,
@@ -29,16 +35,8 @@ from story_helpers import (
     report,
     says,
     seeded,
-    shown,
     train,
 )
-
-from db import blocks, experiments, metrics, runs
-from db.session import dispose_engine
-from skipweb.grid import row
-from skipweb.stories import AGREES, CONTRADICTS, INCONCLUSIVE, STORIES, get_story, story_experiment
-from skipweb.stories.base import HIGHER, LOWER
-from skipweb.stories.numbers import num, times
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("datasets")
 
 
-# ---- the registry and the Launch presets ---------------------------------------------------------------
+# ---- the registry --------------------------------------------------------------------------------------
 def test_six_stories_with_valid_presets() -> None:
     from skipweb.recipes import recipe_for
 
@@ -66,18 +64,6 @@ def test_six_stories_with_valid_presets() -> None:
     assert STORIES["gradient-regimes"].preset.training()["epochs"] == 1  # reads step 1 only
     with pytest.raises(KeyError, match="valid stories: degradation, gradient-regimes"):
         get_story("nope")
-
-
-def test_launch_presets_come_from_the_stories() -> None:
-    from skipweb.ui.launch import PRESETS
-
-    for story in STORIES.values():
-        preset = PRESETS[story.button]
-        assert preset["tags"] == story.tag and preset["title"] == story.title
-        assert preset["families"] == {f: list(d) for f, d in story.preset.families.items()}
-        assert preset["seeds"] == "0,1,2"
-        assert {k: preset[k] for k in story.preset.training()} == story.preset.training()
-    assert "MLP residual" in PRESETS  # the one preset that is not a story
 
 
 # ---- 1. degradation ------------------------------------------------------------------------------------
@@ -371,68 +357,3 @@ def test_add_vs_concat_verdict_logic_with_fabricated_runs(tmp_path: Path) -> Non
         "0.10 ± 0.08 (n=3); resnet-8 (75k, the closest ResNet in size) 0.10 ± 0.02 (n=3); noise ±0.16: no "
         "difference beyond the noise at a matched size."
     )
-
-
-def test_present_story_shows_the_computed_findings(digits, monkeypatch) -> None:  # noqa: F811
-    url = digits["url"]
-    at = app(monkeypatch, url, digits["tmp"], story="degradation")
-    assert not at.exception and not at.error
-    text = shown(at)
-    story = get_story("degradation")
-    assert story.title in text and "https://arxiv.org/abs/1512.03385" in text
-    found = build(url, "degradation").findings
-    for f in found:
-        assert f.text in text
-    # each verdict its own element (large and coloured by its key, st-key-verdict-<verdict>), then its sentence
-    values = [m.value for m in at.markdown]
-    assert [values[values.index(f.text) - 1] for f in found] == [f.verdict for f in found]
-    exp = story_experiment(url, "degradation")
-    assert f"Computed from experiment #{exp.id}" in text
-    assert story.recipe_note in text and "Seeds 0, 1, 2" in story.recipe_note
-    assert len(at.get("plotly_chart")) == 2
-    # the same story pinned to an experiment that does not exist: one line, no traceback
-    at = app(monkeypatch, url, digits["tmp"], story="degradation", exp="999")
-    assert not at.exception and [e.value for e in at.error] == ["Experiment 999 does not exist (deleted?)."]
-
-
-def test_present_unknown_story_and_index(tmp_path: Path, monkeypatch) -> None:
-    url = new_db(tmp_path)
-    at = app(monkeypatch, url, tmp_path, story="nope")
-    assert not at.exception
-    assert len(at.error) == 1 and at.error[0].value == (
-        "Unknown story 'nope'; valid stories: degradation, gradient-regimes, add-vs-concat, long-skips, gates, "
-        "landscapes."
-    )
-    for query in ({"story": ""}, {}):  # the index: one link per story
-        text = shown(app(monkeypatch, url, tmp_path, **query))
-        assert all(f"present?story={key}" in text for key in STORIES)
-    # a story with no experiment yet: every finding inconclusive, naming the runs it needs
-    at = app(monkeypatch, url, tmp_path, story="gates")
-    text = shown(at)
-    assert not at.exception and "No experiment is tagged `story:gates` yet" in text
-    values = [m.value for m in at.markdown]
-    first = next(i for i, v in enumerate(values) if v.startswith("Cannot test resnet-20 against highway-20 yet"))
-    assert values[first - 1] == "inconclusive"
-
-
-def test_launch_story_preset_tags_and_titles_the_experiment(tmp_path: Path, monkeypatch) -> None:
-    url = new_db(tmp_path)
-    at = app(monkeypatch, url, tmp_path, page="launch")
-    at.button(key="preset_Gradient regimes").click().run()
-    assert not at.exception
-    assert at.text_input(key="launch_tags").value == "story:gradient-regimes"
-    assert "present?story=gradient-regimes" in shown(at)
-    preset = get_story("gradient-regimes").preset
-    n = len(preset.specs())  # 2 families × 2 depths × 2 norms × 2 inits × 3 seeds
-    assert n == 48 and f"**{n} runs**" in "\n".join(str(e.value) for e in at.markdown)
-    assert at.text_input(key="launch_seeds").value == "0,1,2"
-    assert at.number_input(key="launch_epochs").value == preset.training()["epochs"] == 1
-    assert at.number_input(key="launch_lr").value == preset.training()["lr"]
-    assert at.button(key="launch_go").disabled  # 48 runs: more than 10 ask for a tick first
-    at.checkbox(key="launch_sure").check().run()
-    assert not at.button(key="launch_go").disabled
-    at.button(key="launch_go").click().run()
-    assert not at.exception and f"queued {n} runs" in shown(at)
-    exp = story_experiment(url, "gradient-regimes")
-    assert exp is not None and exp.title == get_story("gradient-regimes").title
-    assert exp.tags == ["story:gradient-regimes"]
