@@ -1,14 +1,16 @@
 """Every GPU figure of the project in one go (issues 13 and 21). Run by bench/gpu.sh.
 
 Each step is a subprocess with its own time limit, sized from the H200 figures in bench/RESULTS.md so that
-the whole fits in 6 minutes on a cold machine; each row is printed, and the table rewritten to
+the whole fits in 6 minutes on a cold machine (it did not on the last lent host: about 8, RESULTS.md); each row is printed, and the table rewritten to
 ``--out``/table.md, the moment its step ends, so a cut-off run still reports every step before the cut. A
 failed or timed-out step is a row saying so, with its log in ``--out``. In order of what matters most:
 
 1. the one-click demo end to end: one `skipweb worker` started as `skipweb up` starts it on a GPU machine
    (its default runs per GPU), the degradation preset submitted, the story built: click → verdicts (goal 20 s);
+   and the same with the workers replaying CUDA graphs (SKIPWEB_CUDA_GRAPHS=1, off by default until measured);
 2. one ResNet-56 CIFAR-shaped epoch (bf16, channels-last, batch 128, GPU-resident data), the trainer
-   against a hand-written loop, eager and compiled (goals: trainer >= 25,000 samples/s; >= 0.95x the loop);
+   against a hand-written loop, eager, with CUDA graphs and compiled (goals: trainer >= 25,000 samples/s;
+   >= 0.95x the loop);
 3. the block-probe cost at probe interval 10 (goal <= 5%);
 4. packing: with 4, 2 and 1 runs per GPU, how many of the demo's 12 runs finish in the 25 s after the click
    (the whole demo with 8, the default on an H200, is step 1);
@@ -54,8 +56,10 @@ def steps(dry: bool) -> list[Step]:
         return [
             Step("demo end to end (default runs per GPU)", demo + ["--layout", "gpu", "--seeds", "0", "--epochs", "1", "--subset", "128"], (DEMO_FIGURE,),
                  "<= 20 s", 600),
+            Step("the same, the workers with SKIPWEB_CUDA_GRAPHS=1", [], (), "<= 20 s", 0),
             Step("ResNet-56 epoch, trainer vs hand loop (eager)", hand + cpu + small, HAND_FIGURES,
                  ">= 25,000/s; >= 0.95", 300),
+            Step("the same, both sides with CUDA graphs (make_graphed_callables)", [], (), ">= 25,000/s; >= 0.95", 0),
             Step("ResNet-56 epoch, trainer vs hand loop (compiled)", [], (), ">= 25,000/s; >= 0.95", 0),
             Step("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *cpu, "--depth", "8", "--no-runs",
                  "--steps", "3", "--threads", "1"], (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 300),
@@ -67,8 +71,12 @@ def steps(dry: bool) -> list[Step]:
     cuda = ["--device", "cuda"]
     return [
         Step("demo end to end (default runs per GPU)", demo + ["--layout", "gpu"], (DEMO_FIGURE,), "<= 20 s", 100),
+        Step("the same, the workers with SKIPWEB_CUDA_GRAPHS=1", ["env", "SKIPWEB_CUDA_GRAPHS=1", *demo, "--layout", "gpu"],
+             (DEMO_FIGURE,), "<= 20 s", 100),
         Step("ResNet-56 epoch, trainer vs hand loop (eager)", hand + cuda + ["--reps", "1", "--n", "25000"],
              HAND_FIGURES, ">= 25,000/s; >= 0.95", 75),
+        Step("the same, both sides with CUDA graphs (make_graphed_callables)", hand + cuda + ["--reps", "1", "--n", "25000",
+             "--cuda-graphs"], HAND_FIGURES, ">= 25,000/s; >= 0.95", 75),
         Step("ResNet-56 epoch, trainer vs hand loop (compiled)", hand + cuda + ["--reps", "1", "--n", "25000", "--compile"],
              HAND_FIGURES, ">= 25,000/s; >= 0.95", 240),  # 120 s with one compiled graph; the probe step's is second
         Step("block-probe overhead at interval 10", py + ["bench/probe_cost.py", *cuda, "--no-runs", "--steps", "51",

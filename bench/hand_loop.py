@@ -41,14 +41,19 @@ from skipweb.spec import RunSpec  # noqa: E402
 from skipweb.training.trainer import Trainer  # noqa: E402
 
 
-def hand_epochs(spec: RunSpec, data, device: torch.device) -> list[float]:
-    """Build, then train and evaluate ``spec.epochs`` epochs, hand-tuned; the wall seconds of each epoch."""
+def hand_epochs(spec: RunSpec, data, device: torch.device, cuda_graphs: bool = False) -> list[float]:
+    """Build, then train and evaluate ``spec.epochs`` epochs, hand-tuned; the wall seconds of each epoch.
+    ``cuda_graphs``: the model's forward and backward replayed as CUDA graphs (make_graphed_callables)."""
     torch.manual_seed(spec.seed)
     model = spec.build_model(data.info).to(device)
     fmt = torch.channels_last if spec.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     graphs = spec.compile and device.type == "cuda"
     net = torch.compile(model, mode="reduce-overhead" if graphs else None, dynamic=False) if spec.compile else model
+    if cuda_graphs:
+        sample = torch.randn(spec.batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp == "bf16", cache_enabled=False):
+            torch.cuda.make_graphed_callables(model, (sample,), num_warmup_iters=3)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, nesterov=True,
                           weight_decay=spec.weight_decay, fused=device.type == "cuda" or None)  # fmt: skip
     mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
@@ -92,7 +97,7 @@ def hand_epochs(spec: RunSpec, data, device: torch.device) -> list[float]:
     return times
 
 
-def trainer_epochs(spec: RunSpec, data, device: torch.device) -> list[float]:
+def trainer_epochs(spec: RunSpec, data, device: torch.device, cuda_graphs: bool = False) -> list[float]:
     """A normal run of ``spec`` (probes, flushes, evaluation; no checkpoints); each epoch's wall seconds as the
     trainer records them (``time/epoch_s``: training and evaluation, ended by evaluation's host sync)."""
     from skipweb.facts import Metric
@@ -100,7 +105,7 @@ def trainer_epochs(spec: RunSpec, data, device: torch.device) -> list[float]:
 
     rec = Recorder()
     with tempfile.TemporaryDirectory() as tmp:
-        Trainer(spec, data_dir=Path(tmp), data=data, sinks=[rec]).run()
+        Trainer(spec, data_dir=Path(tmp), data=data, sinks=[rec], cuda_graphs=cuda_graphs).run()
     return [e[Metric.EPOCH_TIME] for e in rec.epochs]
 
 
@@ -113,6 +118,8 @@ def main() -> None:
     p.add_argument("--probe-every", type=int, default=10)
     p.add_argument("--amp", choices=("none", "bf16"), default="bf16")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--cuda-graphs", action="store_true", help="both sides: the model's forward and backward as CUDA "
+                   "graphs (torch.cuda.make_graphed_callables; the trainer's SKIPWEB_CUDA_GRAPHS)")
     p.add_argument("--epochs", type=int, default=3, help="per build; all but the first are timed")
     p.add_argument("--reps", type=int, default=2)
     a = p.parse_args()
@@ -122,10 +129,11 @@ def main() -> None:
                               channels_last=a.device == "cuda", compile=a.compile, seed=0))  # fmt: skip
     data = synthetic_cifar(a.n, device)
     print(f"{spec.label}, {a.n} CIFAR-shaped samples, batch {a.batch_size}, {a.device}, amp {a.amp}, "
-          f"channels_last {spec.channels_last}, compile {a.compile}, torch {torch.__version__}", flush=True)  # fmt: skip
+          f"channels_last {spec.channels_last}, compile {a.compile}, cuda graphs {a.cuda_graphs}, "
+          f"torch {torch.__version__}", flush=True)  # fmt: skip
     hand, ours = [], []
     for r in range(a.reps):
-        h, t = hand_epochs(spec, data, device), trainer_epochs(spec, data, device)
+        h, t = hand_epochs(spec, data, device, a.cuda_graphs), trainer_epochs(spec, data, device, a.cuda_graphs)
         hand += [a.n / s for s in h[1:]]
         ours += [a.n / s for s in t[1:]]
         print(f"rep {r + 1}: hand loop {' '.join(f'{a.n / s:9.1f}' for s in h)}  trainer "

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     allow_anonymous: bool = Field(
         False, description="Serve the dashboard on a non-loopback address with no sign-in configured (open door)"
     )
+    cuda_graphs: bool = Field(
+        False,
+        description="GPU workers: replay each run's forward and backward as CUDA graphs (fewer kernel launches; "
+        "probe steps stay eager). Off until bench/gpu.sh has measured it on a GPU",
+    )
     host: str = Field("127.0.0.1", description="Address the dashboard binds to")
     port: int = Field(8501, description="Port of the dashboard")
 

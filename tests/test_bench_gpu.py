@@ -21,9 +21,13 @@ def test_gpu_script_dry_run_prints_every_figure(tmp_path: Path) -> None:
     rows = {ln.split(" | ")[0].lstrip("| "): ln.split(" | ") for ln in table.splitlines()[2:] if ln.strip()}
     assert set(rows) == {"demo end to end (default runs per GPU)", "ResNet-56 epoch, trainer vs hand loop (eager)",
                          "ResNet-56 epoch, trainer vs hand loop (compiled)", "block-probe overhead at interval 10",
-                         "packing: demo with 2 runs per GPU", "CUDA tests"}  # fmt: skip
+                         "packing: demo with 2 runs per GPU", "CUDA tests",
+                         "the same, the workers with SKIPWEB_CUDA_GRAPHS=1",
+                         "the same, both sides with CUDA graphs (make_graphed_callables)"}  # fmt: skip
     assert "FAILED" not in table and "no figure" not in table, table
-    assert "not run: CUDA only" in rows["ResNet-56 epoch, trainer vs hand loop (compiled)"][1]
+    for name in ("ResNet-56 epoch, trainer vs hand loop (compiled)", "the same, the workers with SKIPWEB_CUDA_GRAPHS=1",
+                 "the same, both sides with CUDA graphs (make_graphed_callables)"):
+        assert "not run: CUDA only" in rows[name][1]
     for name in ("demo end to end (default runs per GPU)", "packing: demo with 2 runs per GPU"):
         assert "click → verdicts" in rows[name][1] and "/3 agree" in rows[name][1]
     eager = rows["ResNet-56 epoch, trainer vs hand loop (eager)"][1]

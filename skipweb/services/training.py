@@ -85,6 +85,7 @@ def execute_run(
         trainer = Trainer(
             spec,
             device="cpu" if CPU_STANDS_IN_FOR_CUDA and spec.device == "cuda" else None,
+            cuda_graphs=settings.cuda_graphs,
             data_dir=settings.datasets_dir,
             checkpoint_dir=Path(record.checkpoint_path),
             sinks=[DbSink(run_id, db=engine, owner=owner, retry_s=settings.db_retry_seconds), Stop(), *extra_sinks],

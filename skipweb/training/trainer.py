@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -67,6 +67,7 @@ class Trainer:
         checkpoint_dir: Path | None = None,
         sinks: Sequence[Sink] = (),
         data: DataBundle | None = None,
+        cuda_graphs: bool = False,
     ):
         self.spec, self.sinks, self.checkpoint_dir = spec, list(sinks), checkpoint_dir
         self.device = resolve_device(device or spec.device)  # ``device``: a worker's override of the spec's
@@ -88,6 +89,11 @@ class Trainer:
         compiled = partial(torch.compile, mode="reduce-overhead" if self.graphs else None, dynamic=False)
         self.compiled_step = compiled(self._forward_loss) if spec.compile else self._forward_loss
         self.compiled_probe_step = compiled(self._forward_loss_probed) if spec.compile else None
+        # ``cuda_graphs`` (a worker's setting, not the spec's: the numbers are the eager path's): an uncompiled
+        # run on a GPU replays its model's forward and backward as CUDA graphs, captured at its first full batch
+        # (torch.cuda.make_graphed_callables); probe steps and a smaller last batch run the module as written.
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda" and not spec.compile
+        self._eager_forward: Callable[[torch.Tensor], torch.Tensor] | None = None  # set once graphed
         self.generator = torch.Generator().manual_seed(spec.seed)
         loader = partial(
             DeviceLoader,
@@ -217,8 +223,10 @@ class Trainer:
                 # the block probes' hooks run eagerly until their traced form knows its shapes
                 if blocks:
                     blocks.arm()
-                loss, err = self._forward_loss(x, y)
+                loss, err = self._forward_loss(x, y, eager=True)
             else:
+                if self.cuda_graphs and self._eager_forward is None:
+                    self._capture_graphs(x)
                 if self.graphs:
                     torch.compiler.cudagraph_mark_step_begin()
                 loss, err = (self.compiled_probe_step if traced else self.compiled_step)(x, y)
@@ -274,11 +282,13 @@ class Trainer:
                 f"{free / 2**30:.1f} of {total / 2**30:.0f} GiB free on this GPU (runs sharing it hold the rest); "
                 "lower the batch size, or run fewer runs per GPU (skipweb worker --per-gpu)")
 
-    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The step's loss and its training error (the fraction of wrongly predicted samples, or pixels)."""
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, eager: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's loss and its training error (the fraction of wrongly predicted samples, or pixels).
+        ``eager``: the module as written, never its CUDA graphs (probe steps' hooks run in Python)."""
+        forward = self._eager_forward if eager and self._eager_forward is not None else self.model
         # torch.autocast itself, not self.autocast (a partial): what torch.compile traces surely
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
-            logits = self.model(x)
+            logits = forward(x)
         loss = self.loss_fn(logits.float(), y)
         with torch.no_grad():
             wrong = logits.argmax(1) != y
@@ -288,6 +298,20 @@ class Trainer:
             else:
                 err = wrong.float().mean()
         return loss, err.float()
+
+    def _capture_graphs(self, x: torch.Tensor) -> None:
+        """Capture the model's training forward and backward for ``x``'s shape as CUDA graphs; the module
+        then replays them in training mode (evaluation runs it as written). Its warm-up and capture passes
+        would move BatchNorm's running statistics: every buffer is put back as it was."""
+        self._eager_forward = self.model.forward  # bound before the graphed forward replaces it
+        buffers = list(self.model.buffers())
+        saved = [b.detach().clone() for b in buffers]
+        amp = self.amp_dtype is not None
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=amp, cache_enabled=False):
+            torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),), num_warmup_iters=3)
+        with torch.no_grad():
+            for b, s in zip(buffers, saved, strict=True):
+                b.copy_(s)
 
     def _forward_loss_probed(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`_forward_loss` with the block probes traced in (compiled as a graph of its own)."""

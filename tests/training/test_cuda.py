@@ -12,7 +12,7 @@ import torch
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def _train(tmp_path: Path, **over):
+def _train(tmp_path: Path, cuda_graphs: bool = False, **over):
     from skipweb.spec import RunSpec
     from skipweb.training.sinks import Recorder
     from skipweb.training.trainer import Trainer
@@ -20,7 +20,7 @@ def _train(tmp_path: Path, **over):
     spec = RunSpec.parse({"family": "resnet", "depth": 20, "dataset": "digits", "epochs": 2, "batch_size": 64,
                           "probe_every": 5, "device": "cuda", **over})  # fmt: skip
     rec = Recorder()
-    trainer = Trainer(spec, data_dir=tmp_path, sinks=[rec])
+    trainer = Trainer(spec, data_dir=tmp_path, sinks=[rec], cuda_graphs=cuda_graphs)
     result = trainer.run()
     return trainer, rec, result
 
@@ -81,3 +81,20 @@ def test_traced_probes_under_cuda_graphs_equal_the_hooks() -> None:
         traced = probe.collect()
         model.zero_grad()
         torch.testing.assert_close(traced, eager, equal_nan=True, rtol=2e-2, atol=1e-6)  # bf16 kernels differ
+
+
+def test_cuda_graphs_train_as_the_eager_path(tmp_path: Path) -> None:
+    """SKIPWEB_CUDA_GRAPHS: the model's forward and backward replayed as CUDA graphs give the eager run's
+    losses (the same kernels; cuDNN's backward sums in its own order), probe steps still probe, and the
+    capture's extra passes leave BatchNorm's running statistics as they were."""
+    _, eager, _ = _train(tmp_path / "eager", amp="bf16", channels_last=True, epochs=1)
+    trainer, graphed, result = _train(tmp_path / "graphs", cuda_graphs=True, amp="bf16", channels_last=True, epochs=1)
+    assert result.status == "succeeded", result.reason
+    assert trainer._eager_forward is not None  # captured
+    losses = [[p.value for p in r.metrics if p.key == "train/loss"] for r in (eager, graphed)]
+    assert len(losses[0]) == len(losses[1])
+    torch.testing.assert_close(torch.tensor(losses[1][:5]), torch.tensor(losses[0][:5]), rtol=2e-2, atol=1e-3)
+    assert len(graphed.probes) == len(eager.probes)
+    assert all(math.isfinite(v) for p in graphed.probes for v in p.grad_norm + p.skip_grad)
+    val = [r.epochs[-1]["val/error"] for r in (eager, graphed)]  # evaluation uses the running statistics
+    assert abs(val[0] - val[1]) < 0.05, val

@@ -192,3 +192,10 @@ def test_probe_sync_count(digits, tmp_path, monkeypatch):
     flushes = len(rec.probes) + 1  # one per probe step, plus the end of the epoch
     assert calls["tolist"] == flushes
     assert calls["item"] <= 2 * 4  # evaluation: loss/error/count once per split (val, test)
+
+
+def test_cuda_graphs_is_a_gpu_setting(digits, tmp_path):
+    """SKIPWEB_CUDA_GRAPHS on a machine without a GPU changes nothing: the run trains as written."""
+    trainer = Trainer(spec(epochs=1), data_dir=tmp_path, data=digits, cuda_graphs=True)
+    assert trainer.cuda_graphs is False
+    assert trainer.run().status == "succeeded" and trainer._eager_forward is None
