@@ -56,7 +56,6 @@ class RunRecord:
     checkpoint_path: str | None
     cancel_requested: bool
     retry_of: int | None
-    queue: str | None = None  # the queue it was submitted to (None on rows older than migration 0005)
     latest: dict[str, float] = field(default_factory=dict)  # key -> value at the newest step (list_runs)
 
     @property

@@ -32,7 +32,7 @@ from db.run_queries import (  # noqa: F401
 )
 from db.session import DbLike, db_now, scope
 from db.tables import SqlProbeLayer, SqlRun
-from skipweb.facts import RETRYABLE_STATUSES, queue_for
+from skipweb.facts import RETRYABLE_STATUSES
 
 _RUN_FIELDS = ("config_hash", "label", "family", "depth", "dataset", "seed")
 RETRYABLE = RETRYABLE_STATUSES
@@ -48,8 +48,8 @@ def add_runs(
 
     Each entry: ``{"spec": dict | JSON text, "config_hash", "label", "family", "depth", "dataset",
     "seed"}``. ``checkpoint_path`` is generated here from ``checkpoint_dir`` (default: the settings')
-    and the new id, never taken from the caller's data; ``queue`` from the spec's device (the routing
-    rule, skipweb.facts.queue_for), so the row says where its message goes.
+    and the new id, never taken from the caller's data. The row stores no queue: the routing rule decides
+    it from the spec's device at every publish (skipweb.services.broker.route).
     """
     ckpt = _checkpoint_dir(checkpoint_dir)
     with scope(db) as s:
@@ -251,7 +251,6 @@ def _run_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
     spec = json.loads(spec) if isinstance(spec, str) else spec  # text must at least be JSON
     return {
         "spec": json.dumps(spec, sort_keys=True, separators=(",", ":")),
-        "queue": queue_for(spec.get("device") if isinstance(spec, dict) else None),
         **{k: entry[k] for k in _RUN_FIELDS},
     }
 

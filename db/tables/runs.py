@@ -65,7 +65,6 @@ class SqlRun(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reason: Mapped[str | None] = mapped_column(Text)  # human-readable: why it failed, was requeued, ...
     retry_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
-    queue: Mapped[str | None] = mapped_column(String(16))  # where it was submitted (services.broker.route)
     # where and what it ran on (set by the worker)
     worker_host: Mapped[str | None] = mapped_column(String(255))
     device: Mapped[str | None] = mapped_column(String(64))
@@ -112,6 +111,5 @@ class SqlRun(Base):
             checkpoint_path=self.checkpoint_path,
             cancel_requested=bool(self.cancel_requested),
             retry_of=self.retry_of,
-            queue=self.queue,
             latest=dict(latest or {}),
         )

@@ -43,17 +43,17 @@ def age_heartbeat(url: str, run_id: int, seconds: float) -> None:
 
 # ---- schema ---------------------------------------------------------------------------------------------
 def test_migrations_and_schema_check(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert migrate.check(db_url) == migrate.head() == migrate.newest_revision() == "0006"
+    assert migrate.check(db_url) == migrate.head() == migrate.newest_revision() == "0007"
     migrate.downgrade(db_url, "base")
     with pytest.raises(SchemaError, match=r"has no skipweb schema: run `skipweb db upgrade`"):
         migrate.check(db_url)
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0006"
+    assert migrate.current(db_url) == "0007"
     # code newer than the database: the DB's known revision is behind head
-    monkeypatch.setattr(migrate, "head", lambda: "0007")
-    monkeypatch.setattr(migrate, "newest_revision", lambda: "0007")  # check's Alembic-free fast path
+    monkeypatch.setattr(migrate, "head", lambda: "0008")
+    monkeypatch.setattr(migrate, "newest_revision", lambda: "0008")  # check's Alembic-free fast path
     with pytest.raises(
-        SchemaError, match=r"is at revision 0006, skipweb needs 0007: run `skipweb db upgrade`"
+        SchemaError, match=r"is at revision 0007, skipweb needs 0008: run `skipweb db upgrade`"
     ):
         migrate.check(db_url)
     monkeypatch.undo()
@@ -63,7 +63,27 @@ def test_migrations_and_schema_check(db_url: str, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SchemaError, match=r"revision 0099, which this skipweb does not know"):
         migrate.check(db_url)
     with session_scope(db_url) as s:
-        s.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0006'"))
+        s.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0007'"))
+
+
+def test_dropping_the_queue_column_keeps_every_row_and_never_reuses_an_id(db_url: str) -> None:
+    """Migration 0007 copies the runs table on SQLite (batch mode): metrics of the runs stay (foreign keys are
+    off while migrating, so the copy's DROP cascades nowhere), and the id sequence survives the copy."""
+    from db import metrics
+    from skipweb.training.sinks import MetricPoint
+
+    migrate.downgrade(db_url, "0006")
+    ids = make_runs(db_url, 3)
+    metrics.write_batch(db_url, ids[0], [MetricPoint("train/loss", 1, 0.1, 2.5, 0.3)])
+    runs.delete_run(db_url, ids[2])  # the newest id: on SQLite only the sequence remembers it
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == "0007"
+    with session_scope(db_url) as s:
+        columns = set(s.execute(text("SELECT * FROM runs LIMIT 0")).keys())
+    assert "queue" not in columns and "status" in columns
+    assert {r.id for r in runs.list_runs(db_url)} == set(ids[:2])
+    assert metrics.read_metrics(db_url, [ids[0]])["value"].tolist() == [2.5]
+    assert make_runs(db_url)[0] > ids[2]
 
 
 def test_error_messages_hide_passwords() -> None:

@@ -9,13 +9,13 @@ import json
 import pytest
 
 from skipweb.facts import CPU_WORKER_QUEUES, GPU_WORKER_QUEUES, queue_for
+from skipweb.services.broker import route
 from tests.worker_stack import TINY
 
 BOUND = 600  # every wait returns on its event; this only bounds a failure on a busy machine
 
 
 def test_one_rule_decides_the_queue() -> None:
-    from skipweb.services.broker import route
     from skipweb.spec import RunSpec
     from skipweb.stories import get_story
     from skipweb.ui.launch import BASE_DEFAULTS
@@ -48,7 +48,7 @@ def test_cuda_waits_for_a_gpu_worker_and_auto_runs_anywhere(make_stack) -> None:
     [done] = stack.wait_final([auto_run], BOUND)
     assert done.status == "succeeded" and done.device.startswith("cpu"), done
     # the CPU worker is idle now and still never took the cuda run; status says why it waits
-    assert stack.run(gpu_run).status == "queued" and stack.run(gpu_run).queue == "gpu"
+    assert stack.run(gpu_run).status == "queued" and route(stack.run(gpu_run)) == "gpu"
     status = stack.cli("status", str(gpu_run))
     assert "waiting for a GPU worker: none connected" in status.stdout, status.stdout + status.stderr
     listed = json.loads(stack.cli("status", "--json").stdout)
@@ -67,7 +67,7 @@ def test_per_gpu_runs_several_at_once_and_presets_take_device(make_stack) -> Non
     stack = make_stack("sqlite", None)
     # a preset submitted with --device cuda goes to the gpu queue; without, to any (nothing silently dropped)
     cuda = _cli_submit(stack, "--preset", "degradation", "--seeds", "0", "--device", "cuda")
-    assert {stack.run(i).queue for i in cuda["run_ids"]} == {"gpu"}
+    assert {route(stack.run(i)) for i in cuda["run_ids"]} == {"gpu"}
     for i in cuda["run_ids"]:
         stack.cli("cancel", str(i))
     # two long runs, one GPU worker with two processes: both run at the same time (then are cancelled)
@@ -99,7 +99,7 @@ def test_launch_default_demo_and_preset_finish_on_a_gpu_worker(make_stack) -> No
     demo = submit(get_story("degradation").preset.specs([0], **tiny)[:2], title="demo", celery=stack.celery())
     preset = submit(get_story("add-vs-concat").preset.specs([0], **tiny)[:1], title="preset", celery=stack.celery())
     ids = launch.run_ids + demo.run_ids + preset.run_ids
-    assert {stack.run(i).queue for i in ids} == {"any"}
+    assert {route(stack.run(i)) for i in ids} == {"any"}
     recs = stack.wait_final(ids, BOUND)
     assert [r.status for r in recs] == ["succeeded"] * len(ids), [(r.label, r.reason) for r in recs]
     assert all(r.device.startswith("cpu") for r in recs)  # the stand-in GPU worker trains on the CPU
