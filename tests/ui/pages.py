@@ -20,6 +20,17 @@ def _page(name: str) -> None:
     importlib.import_module(f"skipweb.ui.{name}").page()
 
 
+def team_sign_in(tmp_path: Path, monkeypatch, user: str, password: str) -> None:
+    """A team deployment's password file with one user (SKIPWEB_AUTH_FILE); nobody signed in yet."""
+    from skipweb.passwords import hash_password
+    from skipweb.settings import get_settings
+
+    auth = tmp_path / "users.txt"
+    auth.write_text(f"# team\n{user}:{hash_password(password)}\n")
+    monkeypatch.setenv("SKIPWEB_AUTH_FILE", str(auth))
+    get_settings.cache_clear()
+
+
 def page_test(name: str, **query) -> AppTest:
     at = AppTest.from_function(_page, args=(name,), default_timeout=TIMEOUT)
     for k, v in query.items():

@@ -15,7 +15,7 @@ from tests import ROOT
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.ui.pages import TIMEOUT, count_runs, page_test, texts  # noqa: E402
+from tests.ui.pages import TIMEOUT, count_runs, page_test, team_sign_in, texts  # noqa: E402
 
 
 # ---- router ----------------------------------------------------------------------------------------
@@ -195,13 +195,7 @@ def test_launch_creates_rows(env):
 
 # ---- auth ------------------------------------------------------------------------------------------
 def test_password_file_gates_writes(env, tmp_path, monkeypatch):
-    from skipweb.passwords import hash_password
-    from skipweb.settings import get_settings
-
-    auth = tmp_path / "users.txt"
-    auth.write_text(f"# team\nalice:{hash_password('s3cret')}\n")
-    monkeypatch.setenv("SKIPWEB_AUTH_FILE", str(auth))
-    get_settings.cache_clear()
+    team_sign_in(tmp_path, monkeypatch, "alice", "s3cret")
 
     at = page_test("launch").run()
     assert not at.exception

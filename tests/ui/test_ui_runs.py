@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 
-from tests.ui.pages import MARKDOWN, add, count_runs, page_test, sources, texts  # noqa: E402
+from tests.ui.pages import MARKDOWN, add, count_runs, page_test, sources, team_sign_in, texts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -235,14 +235,8 @@ def test_runs_cancel_retry_delete(env):
 
 
 def test_runs_actions_hidden_for_anonymous(env, tmp_path, monkeypatch):
-    from skipweb.passwords import hash_password
-    from skipweb.settings import get_settings
-
     add(env, [{"dataset": "digits", "epochs": 1, "family": "plain", "depth": 8}])
-    auth = tmp_path / "users.txt"
-    auth.write_text(f"bob:{hash_password('pw')}\n")
-    monkeypatch.setenv("SKIPWEB_AUTH_FILE", str(auth))
-    get_settings.cache_clear()
+    team_sign_in(tmp_path, monkeypatch, "bob", "pw")
     at = page_test("runs").run()
     assert not at.exception
     assert not [b for b in at.button if b.key in ("runs_cancel", "runs_delete")]
