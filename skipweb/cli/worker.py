@@ -191,10 +191,18 @@ def trains_on(torch, gpu: bool, threads: int) -> str:
 
 
 def warm_up(torch) -> None:
-    """Before the worker says it is connected: import the training code, and on a GPU create the CUDA context
-    and load the convolution and matrix libraries (a bf16 convolution, forward and backward). Otherwise the
-    first run of each worker process pays for them: seconds on a GPU, the first click's wait."""
+    """Before the worker says it is connected: import the training code, count one tiny model's FLOPs (torch's
+    FLOP counter sets itself up on first use: 1.5 s here), import scikit-learn's datasets (the bundled digits:
+    1.2 s), and on a GPU create the CUDA context and load the convolution and matrix libraries (a bf16
+    convolution, forward and backward). Otherwise the first run of each worker process pays for them: seconds
+    on the critical path of the first click (the demo's 12 runs on 8 processes per GPU: most are first runs)."""
+    import sklearn.datasets  # noqa: F401
+
     import skipweb.training.trainer  # noqa: F401
+    from skipweb.describe import count_flops
+    from skipweb.models import get_model
+
+    count_flops(get_model("mlp", depth=2, num_classes=2, in_channels=1, image_size=4), 1, 4)
 
     if torch.cuda.is_available():
         conv = torch.nn.Conv2d(3, 16, 3, padding=1).cuda()
