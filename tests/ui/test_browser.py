@@ -175,7 +175,7 @@ SCREEN = {"width": 1280, "height": 720}  # a projector, and the issue's new user
 def present_a_story(browser, url: str, data: Path, exp: int) -> None:
     """Issue 24, the presenter: the verdict is the largest text; slide mode fits one finding and its chart on
     a 1280×720 screen and steps with the arrow keys; the page's deck equals the CLI's and opens offline."""
-    from test_present_story import opened_offline
+    from tests.stories.test_present_story import opened_offline
 
     page = browser.new_page(viewport=SCREEN, accept_downloads=True)
     page.goto(f"{url}/present?story=degradation&exp={exp}")
