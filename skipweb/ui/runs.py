@@ -92,11 +92,10 @@ COLUMNS = {
     "detail": st.column_config.LinkColumn("detail", display_text="open", width="small"),
     "id": st.column_config.NumberColumn("id", format="%d", width="small"),
     "exp": st.column_config.NumberColumn("exp", format="%d", width="small"),
-    "reason": st.column_config.TextColumn("reason", width="medium"),  # hover or widen it for a long one
+    # pixels: at 1280 px (sidebar open) every column up to the epoch shows; seed, dataset, worker... scroll in
+    "reason": st.column_config.TextColumn("reason", width=170),  # hover or widen it for a long one
     "status": st.column_config.TextColumn("status"),  # as wide as its longest value
-    # small: so that the epoch too fits 1280 px beside the reason (seed, dataset, worker... scroll into view)
-    **{k: st.column_config.TextColumn(k, width="small") for k in ("elapsed", "ETA")},
-    "epoch": st.column_config.NumberColumn("epoch", format="%d", width="small"),
+    "epoch": st.column_config.NumberColumn("epoch", format="%d", width=56),
 }
 
 
