@@ -53,7 +53,7 @@ def hand_epochs(spec: RunSpec, data, device: torch.device, cuda_graphs: bool = F
     if cuda_graphs:
         sample = torch.randn(spec.batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp == "bf16", cache_enabled=False):
-            torch.cuda.make_graphed_callables(model, (sample,), num_warmup_iters=3)
+            torch.cuda.make_graphed_callables(model, (sample,), num_warmup_iters=3, allow_unused_input=True)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, nesterov=True,
                           weight_decay=spec.weight_decay, fused=device.type == "cuda" or None)  # fmt: skip
     mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)

@@ -308,7 +308,8 @@ class Trainer:
         saved = [b.detach().clone() for b in buffers]
         amp = self.amp_dtype is not None
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=amp, cache_enabled=False):
-            torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),), num_warmup_iters=3)
+            torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),), num_warmup_iters=3,
+                                            allow_unused_input=True)  # e.g. a twin's unused shortcut
         with torch.no_grad():
             for b, s in zip(buffers, saved, strict=True):
                 b.copy_(s)
