@@ -131,7 +131,7 @@ def test_out_of_memory_fails_the_run_in_one_line_naming_its_size(digits, tmp_pat
     """A run too big for its share of a GPU fails with one line naming the run's size, not the worker's."""
     trainer = Trainer(spec(epochs=1), data_dir=tmp_path, data=digits)
 
-    def too_big(x, y):
+    def too_big(x, y, eager=False):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(trainer, "_forward_loss", too_big)
