@@ -8,7 +8,8 @@ story -- the same path the Launch page's "Run the demo" button takes.
     python bench/demo.py --layout gpu:4    # ... with --per-gpu 4 (on a machine without CUDA: --gpus 0)
 
 The clock starts once every worker process says it is connected (a running `skipweb up`), at the submit, and
-stops when the story is built: the click-to-verdicts time. Prints, per layout: submit → all runs finished,
+stops when the story is built, in this process as the dashboard builds it in its own: the click-to-verdicts
+time (the verdicts are then checked against `skipweb story --json`'s, untimed). Prints, per layout: submit → all runs finished,
 the story's build time, and each finding's verdict. Goals: under 2 minutes on a quiet 2-core CPU; under 20 s
 on one H200 (issue 21).
 """
@@ -70,7 +71,7 @@ def run_preset(key: str, layout: str, seeds: str | None = None, cap_s: float | N
     from skipweb.services.broker import make_app
     from skipweb.services.launch import submit
     from skipweb.settings import Settings, get_settings
-    from skipweb.stories import get_story
+    from skipweb.stories import get_story, story_runs
 
     argvs, expect, name = worker_argvs(layout)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,8 +108,14 @@ def run_preset(key: str, layout: str, seeds: str | None = None, cap_s: float | N
                 time.sleep(0.5)
             t_runs = time.perf_counter() - t0
             cpu = sum(cpu_seconds(p.pid) for p in _tree(procs)) - cpu0
-            story = json.loads(skipweb(env, "story", key, "--json")) if not capped else {"findings": []}
+            # the story built in this process, as the dashboard's Story page builds it in its own (a CLI
+            # process's start-up is not on a person's path); then the CLI's verdicts, untimed, must be the same
+            view = get_story(key).build(db_url, story_runs(db_url, exp)) if not capped else None
             t_story = time.perf_counter() - t0 - t_runs
+            story = json.loads(skipweb(env, "story", key, "--json")) if not capped else {"findings": []}
+            if view is not None and [f.verdict for f in view.findings] != [f["verdict"] for f in story["findings"]]:
+                raise SystemExit(f"the story's verdicts differ: built here {[f.verdict for f in view.findings]}, "
+                                 f"`skipweb story --json` {[f['verdict'] for f in story['findings']]}")  # fmt: skip
         finally:  # a capped layout still has runs in flight: a warm shutdown would wait for them
             kids = _tree(procs)[len(procs):] if capped else []
             for p in procs:

@@ -10,27 +10,57 @@ import pytest
 
 from tests import ROOT
 
+NAMES = [
+    "demo end to end (default runs per GPU)",
+    "the same, the workers with SKIPWEB_CUDA_GRAPHS=1",
+    "ResNet-56 epoch, trainer vs hand loop (compiled)",
+    "the same, eager",
+    "the same, both sides with CUDA graphs (make_graphed_callables)",
+    "block-probe overhead at interval 10",
+    "CUDA tests",
+    "packing: demo with 4 runs per GPU",
+    "packing: demo with 2 runs per GPU",
+    "packing: demo with 1 run per GPU",
+]  # in the order of what matters most
+
+
+def test_gpu_script_keeps_to_its_budget_and_says_what_is_left(tmp_path: Path) -> None:
+    """A call whose budget is spent runs no further step: each is a row saying so, and the script ends by
+    printing the call that takes the rest."""
+    out = subprocess.run(["bash", "bench/gpu.sh", "--dry-run", "--budget", "0", "--out", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [
+        ln.split(" | ")
+        for ln in out.stdout[out.stdout.index("| check |") :].splitlines()[2:]
+        if ln.startswith("| ")
+    ]
+    assert [r[0].lstrip("| ") for r in rows] == NAMES
+    spent = [i + 1 for i, r in enumerate(rows) if r[1].startswith("not run: the call's budget was spent")]
+    assert spent == [1, 4, 6, 7, 9]  # the others are CUDA only in a dry run
+    assert out.stdout.rstrip().endswith("the rest, in a second call: bash bench/gpu.sh --only 1,4,6,7,9")
+    assert not list(tmp_path.glob("step*.log"))
+
 
 @pytest.mark.slow
 def test_gpu_script_dry_run_prints_every_figure(tmp_path: Path) -> None:
     out = subprocess.run(["bash", "bench/gpu.sh", "--dry-run", "--out", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=900)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
-    table = out.stdout[out.stdout.index("| check |"):]
-    assert (tmp_path / "table.md").read_text().endswith(table.strip() + "\n")  # the file holds what was printed
+    table = out.stdout[out.stdout.index("| check |") :]
+    assert (
+        (tmp_path / "table.md").read_text().endswith(table.strip() + "\n")
+    )  # the file holds what was printed
     rows = {ln.split(" | ")[0].lstrip("| "): ln.split(" | ") for ln in table.splitlines()[2:] if ln.strip()}
-    assert set(rows) == {"demo end to end (default runs per GPU)", "ResNet-56 epoch, trainer vs hand loop (eager)",
-                         "ResNet-56 epoch, trainer vs hand loop (compiled)", "block-probe overhead at interval 10",
-                         "packing: demo with 2 runs per GPU", "CUDA tests",
-                         "the same, the workers with SKIPWEB_CUDA_GRAPHS=1",
-                         "the same, both sides with CUDA graphs (make_graphed_callables)"}  # fmt: skip
+    assert list(rows) == NAMES
     assert "FAILED" not in table and "no figure" not in table, table
     for name in ("ResNet-56 epoch, trainer vs hand loop (compiled)", "the same, the workers with SKIPWEB_CUDA_GRAPHS=1",
-                 "the same, both sides with CUDA graphs (make_graphed_callables)"):
+                 "the same, both sides with CUDA graphs (make_graphed_callables)", "packing: demo with 4 runs per GPU",
+                 "packing: demo with 1 run per GPU"):  # fmt: skip
         assert "not run: CUDA only" in rows[name][1]
     for name in ("demo end to end (default runs per GPU)", "packing: demo with 2 runs per GPU"):
         assert "click → verdicts" in rows[name][1] and "/3 agree" in rows[name][1]
-    eager = rows["ResNet-56 epoch, trainer vs hand loop (eager)"][1]
+    eager = rows["the same, eager"][1]
     assert "trainer median" in eager and float(eager.rsplit(" ", 1)[1]) > 0
     assert rows["block-probe overhead at interval 10"][1].endswith("%")
     assert "skipped" in rows["CUDA tests"][1] or "passed" in rows["CUDA tests"][1]
