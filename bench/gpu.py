@@ -108,6 +108,29 @@ def steps(dry: bool) -> list[Step]:
     ]  # fmt: skip
 
 
+# what the steps import beyond torch (the lent machine's image lacks most of it: bench/gpu_wheels.sh)
+NEEDS = ("sqlalchemy", "alembic", "pydantic_settings", "celery", "kombu", "tzlocal", "typer", "plotly", "sklearn",
+         "skipweb.services.broker", "skipweb.cli.worker", "skipweb.stories", "db.run_queries")  # fmt: skip
+
+
+def missing_imports() -> str | None:
+    """None when every module the steps need imports; else one line saying what does not, and what to do."""
+    import importlib
+
+    for name in NEEDS:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            what = (
+                f"no module {e.name!r}"
+                if isinstance(e, ModuleNotFoundError) and e.name
+                else str(e).splitlines()[0]
+            )
+            return (f"cannot import {name} ({what}): carry the wheels (bash bench/gpu_wheels.sh here, then .whl in "
+                    "the call's carry and the pip line of its header)")  # fmt: skip
+    return None
+
+
 MIN_STEP_S = 20  # a step that would start with less of the budget left is not started
 
 
@@ -159,6 +182,9 @@ def main() -> int:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device (dry run)"
     head = f"{gpu}, torch {torch.__version__}"
     print(head, flush=True)
+    if problem := missing_imports():  # before any of the budget goes: every step would fail on it
+        print(problem, file=sys.stderr)
+        return 2
     budget = a.budget if a.budget is not None else (float("inf") if a.dry_run else 360.0)
     rows, t_all, skipped = [], T0, []
     todo = steps(a.dry_run)

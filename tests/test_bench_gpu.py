@@ -3,6 +3,7 @@ GPU workers, `--gpus 0`), and prints the table row by row, keeping it in a file 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -67,3 +68,18 @@ def test_gpu_script_dry_run_prints_every_figure(tmp_path: Path) -> None:
     # each row was printed the moment its step ended, before the table
     assert out.stdout.index("demo end to end (default runs per GPU): ") < out.stdout.index("CUDA tests: ")
     assert len(list(tmp_path.glob("step*.log"))) == 5
+
+
+def test_gpu_script_names_a_missing_package_before_spending_its_budget(tmp_path: Path) -> None:
+    """On the lent machine a package its image lacks (the last one: tzlocal, Celery's) failed every demo step;
+    now the script stops first, with one line naming it and what to carry."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()  # a machine without tzlocal: its import fails as a missing package's does
+    (shadow / "tzlocal.py").write_text("raise ModuleNotFoundError(\"No module named 'tzlocal'\", name='tzlocal')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), str(ROOT)])}
+    out = subprocess.run(["bash", "bench/gpu.sh", "--dry-run", "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.strip() == ("cannot import tzlocal (no module 'tzlocal'): carry the wheels (bash "
+                                  "bench/gpu_wheels.sh here, then .whl in the call's carry and the pip line of its header)")  # fmt: skip
+    assert "| check |" not in out.stdout and not list((tmp_path / "out").glob("step*.log"))
