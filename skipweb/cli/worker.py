@@ -191,9 +191,9 @@ def trains_on(torch, gpu: bool, threads: int) -> str:
 
 
 def warm_up(torch) -> None:
-    """Before the worker says it is connected: import the training code, count one tiny model's FLOPs (torch's
-    FLOP counter sets itself up on first use: 1.5 s here), import scikit-learn's datasets (the bundled digits:
-    1.2 s), and on a GPU create the CUDA context and load the convolution and matrix libraries (a bf16
+    """Before the worker says it is connected: import the training code, give one tiny model an optimiser
+    (torch.optim imports torch._dynamo on first use: 1.2 s here), import scikit-learn's datasets (the bundled
+    digits: 1.2 s), and on a GPU create the CUDA context and load the convolution and matrix libraries (a bf16
     convolution, forward and backward). Otherwise the first run of each worker process pays for them: seconds
     on the critical path of the first click (the demo's 12 runs on 8 processes per GPU: most are first runs)."""
     import sklearn.datasets  # noqa: F401
@@ -202,7 +202,9 @@ def warm_up(torch) -> None:
     from skipweb.describe import count_flops
     from skipweb.models import get_model
 
-    count_flops(get_model("mlp", depth=2, num_classes=2, in_channels=1, image_size=4), 1, 4)
+    tiny = get_model("mlp", depth=2, num_classes=2, in_channels=1, image_size=4)
+    count_flops(tiny, 1, 4)
+    torch.optim.SGD(tiny.parameters(), lr=0.1)
 
     if torch.cuda.is_available():
         conv = torch.nn.Conv2d(3, 16, 3, padding=1).cuda()

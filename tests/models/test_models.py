@@ -117,3 +117,33 @@ def test_bad_option_value_names_the_choices() -> None:
 def test_bad_depth_message_gives_the_rule() -> None:
     with pytest.raises(ModelConfigError, match=r"6n\+2 .*\(20, 32, 44, 56, 110, \.\.\.\)"):
         get_model("resnet", depth=21)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_flop_count_equals_torchs_flop_counter(name: str) -> None:
+    """skipweb.describe.count_flops (forward hooks on convolutions and linear layers) gives what torch's own
+    FLOP counter gives, for every family at two of its depths and with each option's other values."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from skipweb.describe import count_flops
+
+    info = get_info(name)
+    classes = SEG_CLASSES if info.task == "segmentation" else CLASSES
+    variants = [{}] + [
+        {k: v} for k, values in info.options.items() for v in values if v != info.defaults.get(k)
+    ]
+    checked = 0
+    for depth in info.example_depths[:2]:
+        for opts in variants:
+            if opts.get("pretrained"):  # the weights cannot be downloaded here
+                continue
+            try:
+                model = get_model(name, depth=depth, num_classes=classes, image_size=SIZE, **opts)
+            except ModelConfigError:  # e.g. an option this depth does not take
+                continue
+            model.eval()
+            with torch.no_grad(), FlopCounterMode(display=False) as reference:
+                model(torch.zeros(1, 3, SIZE, SIZE))
+            assert count_flops(model, 3, SIZE) == reference.get_total_flops() > 0, (depth, opts)
+            checked += 1
+    assert checked >= 2
