@@ -17,8 +17,8 @@ it gave; the rest is a second call of about 5):
 4. the same, eager; 5. the same, both with CUDA graphs (make_graphed_callables);
 6. the block-probe cost at probe interval 10 (goal <= 5%);
 7. the CUDA tests;
-8-10. packing: with 4, 2 and 1 runs per GPU, how many of the demo's 12 runs finish in the 25 s after the
-   click (the whole demo with 8, the default on an H200, is step 1).
+8-10. packing: the demo with 4, 2 and 1 runs per GPU: its click → verdicts time, or how many of its 12 runs
+   had finished when it was cut at 45 s (the whole demo with 8, the default on an H200, is step 1).
 
     bash bench/gpu.sh                 # on a CUDA machine
     bash bench/gpu.sh --dry-run       # the same steps, tiny and on the CPU (tests/test_bench_gpu.py)
@@ -103,8 +103,8 @@ def steps(dry: bool) -> list[Step]:
         Step(names[5], py + ["bench/probe_cost.py", *cuda, "--no-runs", "--steps", "51", "--threads", "8"],
              (r"interval +10: +(-?[\d.]+%)",), "<= 5%", 35),  # 20 s
         Step(names[6], tests, (r"(\d+ passed[^\n]*|\d+ failed[^\n]*)",), "all pass", 150),  # 50 s; + a compile
-        *[Step(names[7 + i], demo + ["--layout", f"gpu:{n}", "--cap", "25"], (DEMO_FIGURE,), packing_goal, 60)
-          for i, n in enumerate((4, 2, 1))],  # 58 s with 4 per GPU
+        *[Step(names[7 + i], demo + ["--layout", f"gpu:{n}", "--cap", "45"], (DEMO_FIGURE,), packing_goal, 80)
+          for i, n in enumerate((4, 2, 1))],  # 4 per GPU: 58 s, its runs done in 28
     ]  # fmt: skip
 
 
