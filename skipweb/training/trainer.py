@@ -307,9 +307,14 @@ class Trainer:
         buffers = list(self.model.buffers())
         saved = [b.detach().clone() for b in buffers]
         amp = self.amp_dtype is not None
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=amp, cache_enabled=False):
-            torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),), num_warmup_iters=3,
-                                            allow_unused_input=True)  # e.g. a twin's unused shortcut
+        try:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=amp, cache_enabled=False):
+                torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),), num_warmup_iters=3,
+                                                allow_unused_input=True)  # e.g. a twin's unused shortcut
+        except Exception as exc:  # a model CUDA graphs cannot hold (a host sync in its forward, ...): run it as written
+            log.warning("%s: not replayed as CUDA graphs (%s); it trains as written", self.spec.label, one_line(exc))
+            vars(self.model).pop("forward", None)  # the class's forward again, if it was replaced
+            self._eager_forward, self.cuda_graphs = None, False
         with torch.no_grad():
             for b, s in zip(buffers, saved, strict=True):
                 b.copy_(s)

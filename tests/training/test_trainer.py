@@ -199,3 +199,25 @@ def test_cuda_graphs_is_a_gpu_setting(digits, tmp_path):
     trainer = Trainer(spec(epochs=1), data_dir=tmp_path, data=digits, cuda_graphs=True)
     assert trainer.cuda_graphs is False
     assert trainer.run().status == "succeeded" and trainer._eager_forward is None
+
+
+def test_a_model_cuda_graphs_cannot_hold_trains_as_written(digits, tmp_path, monkeypatch, caplog):
+    """SKIPWEB_CUDA_GRAPHS and a model whose capture fails: the run trains as written, with the eager path's
+    numbers, and the worker's log says why. No GPU here: the trainer is told it has one, and the capture
+    fails as torch's does on a model with a host sync in its forward."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", refuse)
+    eager, graphed = Recorder(), Recorder()
+    Trainer(spec(epochs=1), data_dir=tmp_path / "a", data=digits, sinks=[eager]).run()
+    trainer = Trainer(spec(epochs=1), data_dir=tmp_path / "b", data=digits, sinks=[graphed])
+    trainer.cuda_graphs = True  # as on a GPU
+    with caplog.at_level("WARNING", logger="skipweb.training.trainer"):
+        result = trainer.run()
+    assert result.status == "succeeded", result.reason
+    assert trainer.cuda_graphs is False and trainer._eager_forward is None and "forward" not in vars(trainer.model)
+    assert "not replayed as CUDA graphs (RuntimeError: CUDA error: operation not permitted" in caplog.text
+    losses = [[p.value for p in r.metrics if p.key == "train/loss"] for r in (eager, graphed)]
+    assert losses[0] == losses[1] and losses[0]
